@@ -1,0 +1,83 @@
+"""The event store port: what the command side, workers and ops rely on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventstore.positions import Position
+from eventstore.records import AppendResult, StoredEvent, StreamAppend
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A command's response, kept so a repeated Idempotency-Key gets the very same answer."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """Proof that this request owns an in-flight idempotency key."""
+
+    actor: str
+    key: str
+    lock_token: UUID
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Store `respond(results)` under `claim` in the same transaction as the append."""
+
+    claim: IdempotencyClaim
+    respond: Callable[[list[AppendResult]], StoredResponse]
+
+
+class IdempotencyConflict(Exception):
+    """The key is in use: by a request still in flight, or by one with a different body."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason  # "in_flight" or "body_mismatch"
+        super().__init__(reason)
+
+
+class ClaimLost(Exception):
+    """Another request took over this idempotency key; this one must not take effect."""
+
+
+class EventStore(Protocol):
+    """Append-only event storage with reads in commit order."""
+
+    async def append(
+        self, *streams: StreamAppend, completion: Completion | None = None
+    ) -> list[AppendResult]:
+        """Append to each stream at its expected version, all in one transaction, or nothing."""
+        ...
+
+    async def read_stream(
+        self, stream_id: UUID, from_version: int = 1, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """A stream's events from `from_version` on, in version order."""
+        ...
+
+    async def read_all(self, after: Position | None = None, limit: int = 1000) -> list[StoredEvent]:
+        """Committed events after `after`, in commit order, never skipping a late commit."""
+        ...
+
+    async def claim_idempotency(
+        self, actor: str, key: str, request_hash: str
+    ) -> IdempotencyClaim | StoredResponse:
+        """Own `key` (a claim) or get the stored response; raise IdempotencyConflict otherwise."""
+        ...
+
+    async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
+        """Store the response of a claimed request that appended nothing."""
+        ...
+
+    async def release_idempotency(self, claim: IdempotencyClaim) -> None:
+        """Forget a claim whose request failed, so the client may retry with the same key."""
+        ...

@@ -1,0 +1,101 @@
+"""What the event store can say about itself: head, watermark, lag, and what holds readers back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventstore.positions import ORIGIN, Position
+from eventstore.postgres import translate_errors
+
+_HEAD = sa.text(
+    "SELECT position, transaction_id::text::bigint AS txid, recorded_at FROM events "
+    "ORDER BY transaction_id DESC, position DESC LIMIT 1"
+)
+_WATERMARK = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin")
+_BEHIND = sa.text(
+    "SELECT count(*) AS events, min(recorded_at) AS oldest FROM events "
+    "WHERE (transaction_id, position) > (CAST(CAST(:txid AS text) AS xid8), :position)"
+)
+# Transactions holding an xid hold the watermark back, the oldest first.
+_HOLDERS = sa.text(
+    "SELECT pid, application_name, state, xact_start, backend_xid::text AS xid, "
+    "left(query, 200) AS query FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+    "ORDER BY age(backend_xid) DESC LIMIT 5"
+)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest committed event and the watermark readers stay below."""
+
+    position: Position | None
+    recorded_at: datetime | None
+    watermark_xid: int
+
+
+@dataclass(frozen=True)
+class Behind:
+    """How far a checkpoint is behind the store."""
+
+    events: int
+    oldest_recorded_at: datetime | None
+
+
+async def head(engine: AsyncEngine) -> Head:
+    """The store's head and the current watermark."""
+    async with translate_errors(), engine.connect() as conn:
+        row = (await conn.execute(_HEAD)).first()
+        xmin = (await conn.execute(_WATERMARK)).scalar_one()
+    if row is None:
+        return Head(None, None, int(xmin))
+    return Head(Position(row.txid, row.position), row.recorded_at, int(xmin))
+
+
+async def behind(engine: AsyncEngine, checkpoint: Position | None) -> Behind:
+    """Committed events after `checkpoint` (readable or still behind the watermark)."""
+    after = checkpoint or ORIGIN
+    params = {"txid": str(after.transaction_id), "position": after.position}
+    async with translate_errors(), engine.connect() as conn:
+        row = (await conn.execute(_BEHIND, params)).one()
+    return Behind(int(row.events), row.oldest)
+
+
+async def watermark_holders(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """The oldest transactions with an xid: what keeps the watermark (and readers) back."""
+    async with translate_errors(), engine.connect() as conn:
+        rows = (await conn.execute(_HOLDERS)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+_STREAM_VERSIONS = sa.text(
+    "SELECT stream_id, max(version) AS version FROM events WHERE stream_type = :stream_type "
+    "AND (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position) "
+    "GROUP BY stream_id"
+)
+_POSITIONS = sa.text(
+    "SELECT position FROM events "
+    "WHERE (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position)"
+)
+
+
+def _upto(position: Position) -> dict[str, Any]:
+    return {"txid": str(position.transaction_id), "position": position.position}
+
+
+async def stream_versions(engine: AsyncEngine, stream_type: str, upto: Position) -> dict[str, int]:
+    """Each stream of a type, by id, with its last version as of `upto`."""
+    params = {"stream_type": stream_type, **_upto(upto)}
+    async with translate_errors(), engine.connect() as conn:
+        rows = (await conn.execute(_STREAM_VERSIONS, params)).all()
+    return {str(row.stream_id): int(row.version) for row in rows}
+
+
+async def positions(engine: AsyncEngine, upto: Position) -> set[int]:
+    """Global positions of every event as of `upto`."""
+    async with translate_errors(), engine.connect() as conn:
+        return set((await conn.execute(_POSITIONS, _upto(upto))).scalars().all())

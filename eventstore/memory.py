@@ -1,0 +1,108 @@
+"""An in-memory event store with the same contract as the PostgreSQL one (tests, examples)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import replace
+from uuid import UUID, uuid4
+
+from eventstore.base import (
+    ClaimLost,
+    Completion,
+    IdempotencyClaim,
+    IdempotencyConflict,
+    StoredResponse,
+)
+from eventstore.positions import ORIGIN, Position
+from eventstore.records import AppendResult, StoredEvent, StreamAppend, WrongExpectedVersion
+
+
+class InMemoryEventStore:
+    """Keeps events in a list; one append at a time, so commit order is append order."""
+
+    def __init__(self) -> None:
+        self.events: list[StoredEvent] = []
+        self._streams: dict[UUID, list[StoredEvent]] = {}
+        self._transactions = itertools.count(1)
+        self._lock = asyncio.Lock()
+        # (actor, key) -> (request hash, lock token or None when done, response)
+        self._keys: dict[tuple[str, str], tuple[str, UUID | None, StoredResponse | None]] = {}
+
+    async def append(
+        self, *streams: StreamAppend, completion: Completion | None = None
+    ) -> list[AppendResult]:
+        """Append to each stream at its expected version, all at once, or nothing."""
+        async with self._lock:
+            for stream in streams:
+                actual = len(self._streams.get(stream.stream_id, []))
+                if actual != stream.expected_version:
+                    raise WrongExpectedVersion(stream.stream_id, stream.expected_version, actual)
+            txid = next(self._transactions)
+            results = [self._write(txid, stream) for stream in streams]
+            if completion is not None:
+                self._complete(completion.claim, completion.respond(results))
+            return results
+
+    def _write(self, txid: int, stream: StreamAppend) -> AppendResult:
+        for offset, new in enumerate(stream.events, start=1):
+            event = StoredEvent(
+                position=Position(txid, len(self.events) + 1),
+                event_id=new.event_id or uuid4(),
+                stream_id=stream.stream_id,
+                stream_type=stream.stream_type,
+                version=stream.expected_version + offset,
+                type=new.type,
+                schema_version=new.schema_version,
+                data=dict(new.data),
+                metadata=dict(stream.metadata),
+                recorded_at=new.recorded_at,
+            )
+            self.events.append(event)
+            self._streams.setdefault(stream.stream_id, []).append(event)
+        last = self.events[-1]
+        return AppendResult(stream.stream_id, last.version, last.position)
+
+    async def read_stream(
+        self, stream_id: UUID, from_version: int = 1, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """A stream's events from `from_version` on, in version order."""
+        events = self._streams.get(stream_id, [])[max(from_version, 1) - 1 :]
+        return [replace(e) for e in events[:limit]]
+
+    async def read_all(self, after: Position | None = None, limit: int = 1000) -> list[StoredEvent]:
+        """Events after `after` in commit order."""
+        after = after or ORIGIN
+        return [e for e in self.events if e.position > after][:limit]
+
+    async def claim_idempotency(
+        self, actor: str, key: str, request_hash: str
+    ) -> IdempotencyClaim | StoredResponse:
+        """Own `key`, or get its stored response; raise IdempotencyConflict otherwise."""
+        record = self._keys.get((actor, key))
+        if record is None:
+            lock = uuid4()
+            self._keys[(actor, key)] = (request_hash, lock, None)
+            return IdempotencyClaim(actor, key, lock)
+        stored_hash, _, response = record
+        if stored_hash != request_hash:
+            raise IdempotencyConflict("body_mismatch")
+        if response is None:
+            raise IdempotencyConflict("in_flight")
+        return response
+
+    def _complete(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
+        record = self._keys.get((claim.actor, claim.key))
+        if record is None or record[1] != claim.lock_token:
+            raise ClaimLost(claim.key)
+        self._keys[(claim.actor, claim.key)] = (record[0], None, response)
+
+    async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
+        """Store the response of a claimed request that appended nothing."""
+        self._complete(claim, response)
+
+    async def release_idempotency(self, claim: IdempotencyClaim) -> None:
+        """Forget a claim whose request failed."""
+        record = self._keys.get((claim.actor, claim.key))
+        if record is not None and record[1] == claim.lock_token:
+            del self._keys[(claim.actor, claim.key)]

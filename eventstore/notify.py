@@ -1,0 +1,87 @@
+"""Wake subscribers after commits, coalesced and off the commit path.
+
+NOTIFY inside the append transaction would take PostgreSQL's global notify lock during commit,
+serialising every writer's commit (and its WAL flush). Instead one background task per signal
+sends the newest position after commits: a burst of appends costs one message. A lost signal
+only delays subscribers until their periodic tick, so failures are logged, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventstore.positions import Position
+
+CHANNEL = "ordertrail_events"
+log = logging.getLogger(__name__)
+
+Sender = Callable[[Position], Awaitable[None]]
+
+
+class Coalescer:
+    """Calls `send(newest position)` in the background after `signal`s, one call in flight."""
+
+    def __init__(self, send: Sender, name: str) -> None:
+        self._send, self.name = send, name
+        self._latest: Position | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._warned_at = -60.0
+
+    def signal(self, position: Position) -> None:
+        """Note a committed append; the background task sends soon."""
+        if self._latest is None or position > self._latest:
+            self._latest = position
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the background task (inside a running event loop)."""
+        self._task = asyncio.create_task(self._run(), name=f"ordertrail-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop the background task."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._latest is not None:
+                try:
+                    await self._send(self._latest)
+                except Exception as exc:
+                    self._warn(exc)
+
+    def _warn(self, exc: Exception) -> None:
+        # A store that is down fails every burst: say so once a minute, not once a command.
+        now = time.monotonic()
+        if now - self._warned_at >= 60:
+            self._warned_at = now
+            log.warning("%s signal failed (the periodic tick covers it): %s", self.name, exc)
+
+
+def postgres_notifier(engine: AsyncEngine, channel: str = CHANNEL) -> Coalescer:
+    """Sends `NOTIFY ordertrail_events, '<token>'` after appends."""
+
+    # NOTIFY takes a transaction id, and an open transaction holds readers' watermark back:
+    # one autocommit statement keeps that window to the statement itself.
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def send(position: Position) -> None:
+        async with autocommit.connect() as conn:
+            await conn.execute(
+                sa.text("SELECT pg_notify(:channel, :token)"),
+                {"channel": channel, "token": position.token},
+            )
+
+    return Coalescer(send, "notify")

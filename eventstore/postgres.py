@@ -1,0 +1,313 @@
+"""The PostgreSQL event store (SQLAlchemy Core on asyncpg).
+
+Commit order without gaps and without a table lock: every event row records the writer's
+transaction id (`pg_current_xact_id()`, xid8). Readers order by (transaction_id, position) and
+read only rows whose transaction id is below the snapshot's xmin, the oldest transaction still
+running. Every transaction below xmin has finished, so nothing can later appear behind a
+reader's checkpoint. A slow writer holds the watermark back (lag), it never causes a skip, and a
+rolled-back transaction stops holding it the moment it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from eventstore import idempotency
+from eventstore.base import Completion, IdempotencyClaim, StoredResponse
+from eventstore.jsonb import as_json
+from eventstore.positions import ORIGIN, Position
+from eventstore.records import (
+    AppendResult,
+    StoredEvent,
+    StoreUnavailable,
+    StreamAppend,
+    WrongExpectedVersion,
+)
+
+_COLUMNS = (
+    "position, transaction_id::text::bigint AS txid, event_id, stream_id, stream_type, version, "
+    "type, schema_version, data, metadata, recorded_at"
+)
+
+_CURRENT_VERSIONS = sa.text(
+    "SELECT stream_id, max(version) AS version FROM events "
+    "WHERE stream_id = ANY(:ids) GROUP BY stream_id"
+)
+
+# One statement, one round trip, for any number of events and streams: the version check and
+# the insert together. unnest keeps the array order, so positions follow it. A stale expected
+# version inserts nothing; a concurrent writer that slips past the check hits the unique key.
+_APPEND = sa.text(
+    "WITH expected AS (SELECT * FROM unnest(CAST(:check_ids AS uuid[]), "
+    "CAST(:check_versions AS int[])) AS e(stream_id, version)), "
+    "conflicts AS (SELECT 1 FROM expected e WHERE e.version <> coalesce("
+    "(SELECT max(v.version) FROM events v WHERE v.stream_id = e.stream_id), 0)), "
+    "inserted AS (INSERT INTO events (event_id, stream_id, stream_type, version, type, "
+    "schema_version, data, metadata, recorded_at) "
+    "SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:stream_ids AS uuid[]), "
+    "CAST(:stream_types AS text[]), CAST(:versions AS int[]), CAST(:types AS text[]), "
+    "CAST(:schema_versions AS smallint[]), CAST(:data AS jsonb[]), CAST(:metadata AS jsonb[]), "
+    "CAST(:recorded_ats AS timestamptz[])) WHERE NOT EXISTS (SELECT 1 FROM conflicts) "
+    "RETURNING position, transaction_id::text::bigint AS txid) "
+    "SELECT position, txid FROM inserted ORDER BY position"
+)
+
+_READ_STREAM = sa.text(
+    f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND version >= :from_version "
+    "ORDER BY version LIMIT :limit"
+)
+
+_READ_ALL = sa.text(
+    f"SELECT {_COLUMNS} FROM events "
+    "WHERE (transaction_id, position) > (CAST(CAST(:txid AS text) AS xid8), :position) "
+    "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY transaction_id, position LIMIT :limit"
+)
+
+# Called after commit with what was appended, the newest position and the time it took.
+AppendListener = Callable[[Sequence[StreamAppend], Position, float], None]
+
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement in asyncpg's positional form, for the hot paths that bypass SQLAlchemy."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, clause: sa.TextClause) -> Statement:
+        """Turn `:name` placeholders into `$1, $2, …`."""
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        return cls(re.sub(r"(?<!:):(\w+)", number, clause.text), tuple(names))
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        """The parameters in placeholder order."""
+        return [params[name] for name in self.names]
+
+
+_APPEND_FAST = Statement.of(_APPEND)
+_READ_STREAM_FAST = Statement.of(_READ_STREAM)
+_READ_ALL_FAST = Statement.of(_READ_ALL)
+
+
+@asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """Turn lost connections and unreachable servers into StoreUnavailable."""
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(exc, _UNAVAILABLE):
+            raise StoreUnavailable(str(exc.orig)) from exc
+        raise
+    except (*_UNAVAILABLE, sa_exc.TimeoutError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+def _row_to_event(row: Any) -> StoredEvent:
+    return StoredEvent(
+        position=Position(row["txid"], row["position"]),
+        event_id=row["event_id"],
+        stream_id=row["stream_id"],
+        stream_type=row["stream_type"],
+        version=row["version"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        data=as_json(row["data"]),
+        metadata=as_json(row["metadata"]),
+        recorded_at=row["recorded_at"],
+    )
+
+
+class PostgresEventStore:
+    """Event store on one PostgreSQL database."""
+
+    def __init__(self, engine: AsyncEngine, idempotency_ttl: int = 86400, lock_seconds: int = 30):
+        self.engine = engine
+        # Single statements need no BEGIN/COMMIT (nor a ROLLBACK when the pool takes them back).
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
+        self._listeners: list[AppendListener] = []
+
+    def on_appended(self, listener: AppendListener) -> None:
+        """Call `listener(streams, last position, seconds)` after every committed append."""
+        self._listeners.append(listener)
+
+    async def append(
+        self, *streams: StreamAppend, completion: Completion | None = None
+    ) -> list[AppendResult]:
+        """Append to each stream at its expected version, all in one transaction, or nothing."""
+        started = time.perf_counter()
+        params = _append_params(streams)
+        async with translate_errors():
+            try:
+                results = await self._append(streams, params, completion)
+            except (sa_exc.IntegrityError, asyncpg.UniqueViolationError) as exc:
+                if "events_stream_version_key" not in str(exc):
+                    raise
+                # A concurrent writer took a version between our check and our insert.
+                raise WrongExpectedVersion(
+                    streams[0].stream_id, streams[0].expected_version
+                ) from exc
+        last, elapsed = max(r.position for r in results), time.perf_counter() - started
+        for listener in self._listeners:
+            listener(streams, last, elapsed)
+        return results
+
+    async def _append(
+        self,
+        streams: tuple[StreamAppend, ...],
+        params: dict[str, list[Any]],
+        completion: Completion | None,
+    ) -> list[AppendResult]:
+        """The append statement; in a transaction only when a response must commit with it."""
+        if completion is None:
+            rows = await self._fetch(_APPEND_FAST, params)
+            if not rows:
+                async with self.autocommit.connect() as conn:
+                    await self._raise_conflict(conn, streams)
+            return _results(streams, [Position(row["txid"], row["position"]) for row in rows])
+        async with self.engine.begin() as conn:
+            results = await self._insert(conn, streams, params)
+            await idempotency.complete(conn, completion.claim, completion.respond(results))
+            return results
+
+    async def _insert(
+        self, conn: AsyncConnection, streams: tuple[StreamAppend, ...], params: dict[str, list[Any]]
+    ) -> list[AppendResult]:
+        rows = (await conn.execute(_APPEND, params)).all()
+        if not rows:  # the version check refused: find out which stream, to say so
+            await self._raise_conflict(conn, streams)
+        return _results(streams, [Position(row.txid, row.position) for row in rows])
+
+    async def _raise_conflict(
+        self, conn: AsyncConnection, streams: tuple[StreamAppend, ...]
+    ) -> None:
+        rows = await conn.execute(_CURRENT_VERSIONS, {"ids": [s.stream_id for s in streams]})
+        current = {row.stream_id: row.version for row in rows}
+        for stream in streams:
+            actual = current.get(stream.stream_id, 0)
+            if actual != stream.expected_version:
+                raise WrongExpectedVersion(stream.stream_id, stream.expected_version, actual)
+        raise WrongExpectedVersion(streams[0].stream_id, streams[0].expected_version)
+
+    async def read_stream(
+        self, stream_id: UUID, from_version: int = 1, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """A stream's events from `from_version` on, in version order."""
+        params = {"stream_id": stream_id, "from_version": from_version, "limit": limit}
+        async with translate_errors():
+            return [_row_to_event(row) for row in await self._fetch(_READ_STREAM_FAST, params)]
+
+    async def read_all(self, after: Position | None = None, limit: int = 1000) -> list[StoredEvent]:
+        """Committed events after `after`, in commit order, never skipping a late commit."""
+        after = after or ORIGIN
+        params = {"txid": str(after.transaction_id), "position": after.position, "limit": limit}
+        async with translate_errors():
+            return [_row_to_event(row) for row in await self._fetch(_READ_ALL_FAST, params)]
+
+    async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
+        """One autocommit statement on the pooled asyncpg connection itself.
+
+        The hot paths skip SQLAlchemy's per-call overhead (a greenlet per await); the pool,
+        its timeouts and the codecs stay SQLAlchemy's.
+        """
+        async with self.autocommit.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            rows: list[Any] = await driver.fetch(statement.sql, *statement.args(params))
+            return rows
+
+    async def claim_idempotency(
+        self, actor: str, key: str, request_hash: str
+    ) -> IdempotencyClaim | StoredResponse:
+        """Own `key` (a claim) or get the stored response; raise IdempotencyConflict otherwise."""
+        async with translate_errors(), self.engine.begin() as conn:
+            return await idempotency.claim(
+                conn, actor, key, request_hash, ttl=self._ttl, lock_seconds=self._lock_seconds
+            )
+
+    async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
+        """Store the response of a claimed request that appended nothing."""
+        async with translate_errors(), self.engine.begin() as conn:
+            await idempotency.complete(conn, claim, response)
+
+    async def release_idempotency(self, claim: IdempotencyClaim) -> None:
+        """Forget a claim whose request failed, so the client may retry with the same key."""
+        async with translate_errors(), self.engine.begin() as conn:
+            await idempotency.release(conn, claim)
+
+
+def _append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
+    """The arrays the append statement unnests."""
+    ids = [stream.stream_id for stream in streams]
+    if len(set(ids)) != len(ids):
+        raise ValueError("each stream may appear once per append")
+    params: dict[str, list[Any]] = {k: [] for k in _INSERT_KEYS}
+    params["check_ids"] = ids
+    params["check_versions"] = [stream.expected_version for stream in streams]
+    for stream in streams:
+        meta = json.dumps(stream.metadata)
+        for offset, event in enumerate(stream.events, start=1):
+            params["event_ids"].append(event.event_id or uuid4())
+            params["stream_ids"].append(stream.stream_id)
+            params["stream_types"].append(stream.stream_type)
+            params["versions"].append(stream.expected_version + offset)
+            params["types"].append(event.type)
+            params["schema_versions"].append(event.schema_version)
+            params["data"].append(json.dumps(event.data))
+            params["metadata"].append(meta)
+            params["recorded_ats"].append(event.recorded_at)
+    return params
+
+
+_INSERT_KEYS = (
+    "event_ids",
+    "stream_ids",
+    "stream_types",
+    "versions",
+    "types",
+    "schema_versions",
+    "data",
+    "metadata",
+    "recorded_ats",
+)
+
+
+def _results(streams: tuple[StreamAppend, ...], positions: list[Position]) -> list[AppendResult]:
+    """Each stream's new version and the position of its last event."""
+    results, index = [], 0
+    for stream in streams:
+        index += len(stream.events)
+        version = stream.expected_version + len(stream.events)
+        results.append(AppendResult(stream.stream_id, version, positions[index - 1]))
+    return results

@@ -1,0 +1,147 @@
+"""Load an aggregate from its stream, let the domain decide, append the new events.
+
+Shared by the command API and the workers' process manager, so both get the same optimistic
+concurrency, retries and idempotent completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.registry import stream_type_of
+from eventstore.base import Completion, EventStore, IdempotencyClaim, StoredResponse
+from eventstore.positions import Position
+from eventstore.records import AppendResult, StreamAppend, WrongExpectedVersion
+from eventstore.serialization import EventCodec
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class PreconditionFailed(Exception):
+    """The stream is not at the version the client named in If-Match."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        self.expected, self.actual = expected, actual
+        super().__init__(f"expected version {expected}, stream is at {actual}")
+
+
+class StreamTypeMismatch(Exception):
+    """The stream exists but holds another kind of aggregate."""
+
+
+class ConcurrencyConflict(Exception):
+    """Concurrent writers kept winning; the command was retried and gave up."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did to its stream."""
+
+    stream_id: UUID
+    version: int
+    position: Position | None
+    created: bool
+
+
+@dataclass
+class Loaded(Generic[A]):
+    """An aggregate and the position of its newest event."""
+
+    aggregate: A
+    position: Position
+
+
+@dataclass(frozen=True)
+class Context:
+    """How to run one command: metadata to record, optional If-Match and idempotent completion."""
+
+    metadata: dict[str, Any] = field(default_factory=dict)
+    expected_version: int | None = None
+    claim: IdempotencyClaim | None = None
+    respond: Callable[[Outcome], StoredResponse] | None = None
+
+
+class Repository:
+    """Aggregates in and out of an event store."""
+
+    def __init__(self, store: EventStore, codec: EventCodec | None = None, retries: int = 5):
+        self.store, self.codec, self.retries = store, codec or EventCodec(), retries
+
+    async def get(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
+        """The aggregate rebuilt from all its events, or None if the stream is empty."""
+        events = await self.store.read_stream(stream_id)
+        if not events:
+            return None
+        if events[0].stream_type != stream_type_of(cls):
+            raise StreamTypeMismatch(f"{cls.__name__} {stream_id} not found")
+        aggregate: Any = None
+        for stored in events:
+            aggregate = self.codec.decode(stored).mutate(aggregate)
+        return Loaded(aggregate, events[-1].position)
+
+    async def execute(
+        self,
+        cls: type[A],
+        stream_id: UUID,
+        decide: Callable[[A | None], A | None],
+        context: Context | None = None,
+    ) -> Outcome:
+        """Run `decide` on the current state and append its events, retrying lost races."""
+        context = context or Context()
+        for attempt in range(self.retries + 1):
+            if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
+                await asyncio.sleep(random.uniform(0, 0.004 * 2**attempt))
+            loaded = await self.get(cls, stream_id)
+            version = loaded.aggregate.version if loaded else 0
+            if context.expected_version not in (None, version):
+                raise PreconditionFailed(context.expected_version, version)
+            aggregate = decide(loaded.aggregate if loaded else None)
+            try:
+                return await self._save(cls, stream_id, version, aggregate, loaded, context)
+            except WrongExpectedVersion:
+                if context.expected_version is not None:
+                    raise PreconditionFailed(context.expected_version, version) from None
+        raise ConcurrencyConflict(f"stream {stream_id} kept changing; gave up after retries")
+
+    async def _save(
+        self,
+        cls: type[A],
+        stream_id: UUID,
+        version: int,
+        aggregate: A | None,
+        loaded: Loaded[A] | None,
+        context: Context,
+    ) -> Outcome:
+        pending = aggregate.collect_events() if aggregate is not None else []
+        if not pending:  # nothing to do: answer with the stream as it is
+            outcome = Outcome(stream_id, version, loaded.position if loaded else None, False)
+            if context.claim is not None and context.respond is not None:
+                await self.store.complete_idempotency(context.claim, context.respond(outcome))
+            return outcome
+        append = StreamAppend(
+            stream_id,
+            stream_type_of(cls),
+            version,
+            [self.codec.encode(event) for event in pending],
+            context.metadata,
+        )
+        results = await self.store.append(append, completion=_completion(context, version))
+        return _outcome(results[0], version)
+
+
+def _outcome(result: AppendResult, version_before: int) -> Outcome:
+    return Outcome(result.stream_id, result.version, result.position, version_before == 0)
+
+
+def _completion(context: Context, version_before: int) -> Completion | None:
+    if context.claim is None or context.respond is None:
+        return None
+    respond = context.respond
+    return Completion(context.claim, lambda results: respond(_outcome(results[0], version_before)))

@@ -1,0 +1,65 @@
+"""Table definitions of the event store (the migrations create them; this mirrors them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.types import UserDefinedType
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit, never-wrapping transaction id."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        """The type's name in DDL."""
+        return "xid8"
+
+
+metadata = sa.MetaData()
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("position", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    # Readers order by (transaction_id, position) below the snapshot's xmin: see postgres.py.
+    sa.Column(
+        "transaction_id", XID8, nullable=False, server_default=sa.text("pg_current_xact_id()")
+    ),
+    sa.Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    sa.Column("stream_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("stream_type", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("schema_version", sa.SmallInteger, nullable=False, server_default="1"),
+    sa.Column("data", JSONB, nullable=False),
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("stream_id", "version", name="events_stream_version_key"),
+    sa.CheckConstraint("version > 0", name="events_version_positive"),
+    sa.Index("events_commit_order_idx", "transaction_id", "position"),
+    sa.Index("events_type_idx", "stream_type", "type"),
+)
+
+idempotency_records = sa.Table(
+    "idempotency_records",
+    metadata,
+    sa.Column("actor", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("lock_token", UUID(as_uuid=True)),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_body", JSONB),
+    sa.Column("response_headers", JSONB),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('in_flight', 'done')", name="idempotency_status_check"),
+    sa.Index("idempotency_expires_idx", "expires_at"),
+)

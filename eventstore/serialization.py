@@ -1,0 +1,124 @@
+"""Domain events <-> readable JSON, with upcasting of old schema versions on read."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.domain import CanInitAggregate, CanMutateAggregate
+from eventsourcing.utils import get_topic
+
+from domain.registry import EVENT_TYPES, STREAM_TYPES, EventClass, type_name
+from eventstore.records import NewEvent, StoredEvent
+
+# Fields every event carries that the store keeps in columns, not in `data`.
+ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic"}
+)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class SerializationError(Exception):
+    """A stored event cannot be turned back into a domain event."""
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types for a domain value: decimals and ids as strings, dataclasses as objects."""
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def from_jsonable(hint: Any, value: Any) -> Any:
+    """Rebuild a value of type `hint` from its JSON form."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        return from_jsonable(next(a for a in args if a is not type(None)), value)
+    if origin in (tuple, list):
+        item_hint = args[0] if args else Any
+        return origin(from_jsonable(item_hint, item) for item in value)
+    if hint in (Decimal, UUID):
+        return hint(value)
+    if hint is datetime:
+        return datetime.fromisoformat(value)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        hints = typing.get_type_hints(hint)
+        return hint(**{k: from_jsonable(hints[k], v) for k, v in value.items()})
+    return value
+
+
+_HINTS: dict[EventClass, dict[str, Any]] = {}
+
+
+def _payload_hints(event_cls: EventClass) -> dict[str, Any]:
+    """Name -> type of the fields an event keeps in `data` (computed once per class)."""
+    if event_cls not in _HINTS:
+        hints = typing.get_type_hints(event_cls)
+        fields = dataclasses.fields(cast(Any, event_cls))
+        _HINTS[event_cls] = {f.name: hints[f.name] for f in fields if f.name not in ENVELOPE_FIELDS}
+    return _HINTS[event_cls]
+
+
+class EventCodec:
+    """Encodes domain events for the store and decodes stored events, upcasting old versions."""
+
+    def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster] | None = None) -> None:
+        # (type name, schema version N) -> function turning data of version N into N + 1.
+        self._upcasters = dict(upcasters or {})
+
+    def encode(self, event: CanMutateAggregate[Any]) -> NewEvent:
+        """A domain event as a NewEvent with readable JSON data."""
+        name = type_name(event)
+        data = {k: to_jsonable(getattr(event, k)) for k in _payload_hints(type(event))}
+        return NewEvent(
+            type=name, data=data, recorded_at=event.timestamp, schema_version=EVENT_TYPES[name][1]
+        )
+
+    def upcast(self, type_: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Bring `data` stored at `schema_version` up to the current schema of `type_`."""
+        current = EVENT_TYPES[type_][1]
+        if schema_version > current:
+            raise SerializationError(
+                f"{type_} v{schema_version} is newer than this code (v{current})"
+            )
+        for version in range(schema_version, current):
+            upcaster = self._upcasters.get((type_, version))
+            if upcaster is None:
+                raise SerializationError(f"no upcaster for {type_} v{version}")
+            data = upcaster(dict(data))
+        return data
+
+    def decode(self, stored: StoredEvent) -> CanMutateAggregate[Any]:
+        """Rebuild the domain event of a stored event."""
+        if stored.type not in EVENT_TYPES:
+            raise SerializationError(f"unknown event type {stored.type!r}")
+        event_cls: Any = EVENT_TYPES[stored.type][0]
+        data = self.upcast(stored.type, stored.schema_version, stored.data)
+        hints = _payload_hints(event_cls)
+        kwargs = {k: from_jsonable(hint, data[k]) for k, hint in hints.items()}
+        if issubclass(event_cls, CanInitAggregate):
+            kwargs["originator_topic"] = get_topic(STREAM_TYPES[stored.stream_type])
+        event: CanMutateAggregate[Any] = event_cls(
+            originator_id=stored.stream_id,
+            originator_version=stored.version,
+            timestamp=stored.recorded_at,
+            **kwargs,
+        )
+        return event
