@@ -1,0 +1,119 @@
+"""Runs one command for one HTTP request: idempotency, If-Match, metadata, the response."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+
+from command_api.deps import RepositoryDep, settings_dep
+from command_api.handlers import Handler
+from core.auth import Principal
+from core.http import request_id, require_scope
+from core.metrics import COMMANDS
+from eventstore.base import IdempotencyClaim, StoredResponse
+from eventstore.records import StoreUnavailable
+from eventstore.repository import Context, Outcome, Repository
+
+HeaderToken = Annotated[str | None, Header(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+
+
+@dataclass
+class CommandRunner:
+    """Everything one request contributes to running its command."""
+
+    repo: Repository
+    principal: Principal
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    expected_version: int | None
+    request_hash: str
+
+    async def run(self, handler: Handler, command: object) -> JSONResponse:
+        """Run `command` through `handler` and answer as DESIGN §6 says."""
+        claim: IdempotencyClaim | None = None
+        if self.idempotency_key is not None:
+            claimed = await self.repo.store.claim_idempotency(
+                self.principal.subject, self.idempotency_key, self.request_hash
+            )
+            if isinstance(claimed, StoredResponse):
+                return replay(claimed)
+            claim = claimed
+        context = Context(self.metadata, self.expected_version, claim, respond=stored_response)
+        name = type(command).__name__
+        try:
+            outcome = await handler(command, self.repo, context)
+        except BaseException as exc:
+            COMMANDS.labels(name, type(exc).__name__).inc()
+            # Only successes are kept: after a failure the client may retry with the same key.
+            if claim is not None:
+                await release_quietly(self.repo, claim)
+            raise
+        COMMANDS.labels(name, "ok").inc()
+        response = stored_response(outcome)
+        return JSONResponse(response.body, response.status, response.headers)
+
+
+async def release_quietly(repo: Repository, claim: IdempotencyClaim) -> None:
+    """Release a claim; if the store is down its lock simply expires, so don't mask the error."""
+    with contextlib.suppress(StoreUnavailable):
+        await repo.store.release_idempotency(claim)
+
+
+def stored_response(outcome: Outcome) -> StoredResponse:
+    """201 for a new stream, else 200; the body and headers of DESIGN §6."""
+    token = outcome.position.token if outcome.position else None
+    body = {"id": str(outcome.stream_id), "version": outcome.version, "position": token}
+    headers = {"ETag": f'"{outcome.version}"'}
+    if token is not None:
+        headers["X-Position"] = token
+    return StoredResponse(201 if outcome.created else 200, body, headers)
+
+
+def replay(response: StoredResponse) -> JSONResponse:
+    """The stored response again, marked as a replay."""
+    headers = {**response.headers, "Idempotent-Replayed": "true"}
+    return JSONResponse(response.body, response.status, headers)
+
+
+def request_hash(method: str, path: str, body: bytes) -> str:
+    """Fingerprint of a request: a repeated key must come with the same request."""
+    try:
+        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = body.decode("utf-8", "replace")
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+async def command_runner(
+    request: Request,
+    repo: RepositoryDep,
+    principal: Annotated[Principal, Depends(require_scope("commands:write", settings_dep))],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", pattern=r'^(W/)?"\d{1,9}"$')] = None,
+    x_correlation_id: HeaderToken = None,
+    x_causation_id: HeaderToken = None,
+) -> CommandRunner:
+    """Collect the request's part of a command: who, which key, which version, which ids."""
+    rid = request_id(request)
+    metadata = {
+        "actor": principal.subject,
+        "request_id": rid,
+        "correlation_id": x_correlation_id or rid,
+        "causation_id": x_causation_id or rid,
+    }
+    if idempotency_key is not None:
+        metadata["idempotency_key"] = idempotency_key
+    expected = int(if_match.removeprefix("W/").strip('"')) if if_match else None
+    fingerprint = request_hash(request.method, request.url.path, await request.body())
+    return CommandRunner(repo, principal, metadata, idempotency_key, expected, fingerprint)
+
+
+CommandDep = Annotated[CommandRunner, Depends(command_runner)]

@@ -1,0 +1,24 @@
+"""Database engine factory: one pool per process, with short timeouts so outages fail fast."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from core.settings import Settings
+
+
+def create_engine(settings: Settings, application_name: str = "ordertrail") -> AsyncEngine:
+    """An async engine for settings.database_url."""
+    return create_async_engine(
+        settings.database_url,
+        # Overflow connections are closed when returned: a pool that fits the concurrency
+        # avoids reconnecting (a new backend) under load.
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size // 2,
+        pool_timeout=settings.db_connect_timeout,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": settings.db_command_timeout,
+            "server_settings": {"application_name": application_name},
+        },
+    )

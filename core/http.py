@@ -1,0 +1,133 @@
+"""HTTP plumbing shared by both APIs: request ids, body limits, bearer auth."""
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.auth import InvalidToken, Principal, verify_token
+from core.settings import Settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_bearer = HTTPBearer(auto_error=False, description="JWT (HS256) with `sub`, `scope`, `exp`")
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (X-Request-ID) and refuses bodies over the limit with 413."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        send = _with_request_id(send, request_id)
+        body = await _read_body(receive, self.max_body_bytes, _declared_length(scope))
+        if body is None:
+            await _send_json(send, 413, {"detail": f"body over {self.max_body_bytes} bytes"})
+            return
+        await self.app(scope, _replay(body), send)
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _REQUEST_ID.match(text) else None
+    return None
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _read_body(receive: Receive, limit: int, declared: int | None) -> bytes | None:
+    """The whole body, or None once it passes `limit` (checked before reading when declared)."""
+    if declared is not None and declared > limit:
+        return None
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message.setdefault("headers", [])
+            message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+        await send(message)
+
+    return wrapped
+
+
+async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def unauthorized(detail: str) -> HTTPException:
+    """A 401 that tells the client which scheme to use."""
+    return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_scope(scope: str, settings: Callable[..., Any]) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers whose valid token carries `scope`."""
+
+    async def dependency(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        config: Annotated[Settings, Depends(settings)],
+    ) -> Principal:
+        if credentials is None:
+            raise unauthorized("missing bearer token")
+        try:
+            principal = verify_token(
+                credentials.credentials, config.secret, config.jwt_leeway_seconds
+            )
+        except InvalidToken:
+            raise unauthorized("invalid or expired token") from None
+        if scope not in principal.scopes:
+            raise HTTPException(403, detail=f"token lacks scope {scope}")
+        return principal
+
+    return dependency
+
+
+def request_id(request: Request) -> str:
+    """The id the middleware gave this request."""
+    return str(getattr(request.state, "request_id", "") or uuid.uuid4().hex)

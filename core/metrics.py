@@ -1,0 +1,50 @@
+"""Prometheus metrics of this process."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+COMMANDS = Counter("ordertrail_commands_total", "Commands handled", ["command", "outcome"])
+APPEND_SECONDS = Histogram(
+    "ordertrail_append_seconds",
+    "Event store append latency",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+EVENTS_APPENDED = Counter("ordertrail_events_appended_total", "Events appended", ["stream_type"])
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+QUERY_SECONDS = Histogram(
+    "ordertrail_query_seconds",
+    "Query API latency by route",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+PROJECTION_LAG_EVENTS = Gauge(
+    "ordertrail_projection_lag_events",
+    "Committed events a subscriber has not read yet",
+    ["projection"],
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "ordertrail_projection_lag_seconds",
+    "Age of the oldest event a subscriber has not read yet",
+    ["projection"],
+)
+PARKED_EVENTS = Gauge("ordertrail_parked_events", "Events a subscriber parked", ["projection"])
+BATCH_EVENTS = Histogram(
+    "ordertrail_projection_batch_events",
+    "Events per catch-up batch",
+    ["projection"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+)
+BATCH_SECONDS = Histogram(
+    "ordertrail_projection_batch_seconds",
+    "Time to apply one catch-up batch",
+    ["projection"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)

@@ -1,0 +1,65 @@
+"""Process settings, read from environment variables (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class MissingSecret(RuntimeError):
+    """JWT_SECRET is required outside dev mode."""
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Environment = Field(default="prod", alias="ORDERTRAIL_ENV")
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/ordertrail", alias="DATABASE_URL"
+    )
+    mongodb_url: str = Field(default="mongodb://127.0.0.1:27017", alias="MONGODB_URL")
+    mongodb_db: str = Field(default="ordertrail", alias="MONGODB_DB")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    projection_batch_size: int = Field(default=500, alias="PROJECTION_BATCH_SIZE")
+    projection_tick_seconds: float = Field(default=1.0, alias="PROJECTION_TICK_SECONDS")
+    projection_retries: int = Field(default=3, alias="PROJECTION_RETRIES")
+    worker_id: str = Field(default="", alias="WORKER_ID")
+    worker_metrics_port: int = Field(default=0, alias="WORKER_METRICS_PORT")
+    min_position_wait_seconds: float = Field(default=2.0, alias="MIN_POSITION_WAIT_SECONDS")
+    jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
+    jwt_leeway_seconds: int = Field(default=10, alias="JWT_LEEWAY_SECONDS")
+    db_pool_size: int = Field(default=20, alias="DB_POOL_SIZE")
+    db_connect_timeout: float = Field(default=3.0, alias="DB_CONNECT_TIMEOUT")
+    db_command_timeout: float = Field(default=10.0, alias="DB_COMMAND_TIMEOUT")
+    command_retries: int = Field(default=5, alias="COMMAND_RETRIES")
+    max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS")
+    idempotency_lock_seconds: int = Field(default=30, alias="IDEMPOTENCY_LOCK_SECONDS")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    def require_secret(self) -> None:
+        """Refuse to run an API without a signing secret, except in dev mode."""
+        # A guessable default secret would let anyone mint tokens, so only dev mode may omit it.
+        if self.jwt_secret is None and self.environment != "dev":
+            raise MissingSecret("JWT_SECRET must be set unless ORDERTRAIL_ENV=dev")
+
+    @property
+    def secret(self) -> str:
+        """The JWT signing secret (a fixed, loudly insecure one in dev mode only)."""
+        self.require_secret()
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return "ordertrail-dev-only-insecure-secret"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings()
