@@ -1,0 +1,1 @@
+"""Read models: event -> MongoDB documents, with exactly-once effects under redelivery."""

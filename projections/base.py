@@ -1,0 +1,203 @@
+"""What every subscriber of the event store is, and the fold-per-document projection.
+
+Exactly-once effects under at-least-once delivery: every document remembers the token of the
+last event folded into it (`_last`). A batch loads its documents, folds only the events newer
+than `_last`, and writes each document back guarded by the `_last` it read (compare-and-set).
+A crash between the writes and the checkpoint therefore changes nothing on the re-run, and a
+second writer (a lost lease) cannot apply a batch twice: its guarded writes match nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+from uuid import UUID
+
+from pymongo import InsertOne, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from eventstore.records import StoredEvent
+
+Document = dict[str, Any]
+DUPLICATE_KEY = 11000
+
+
+class Subscriber(Protocol):
+    """Something that follows the event store: a projection or a process manager."""
+
+    name: str
+    handles: frozenset[str]
+
+    async def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Apply events (all of types in `handles`, in commit order); must be idempotent."""
+        ...
+
+
+class Repairable(Subscriber, Protocol):
+    """A projection that can rebuild some documents from given events (replay, retry-parked)."""
+
+    def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
+        """Streams whose events feed the documents `events` touch."""
+        ...
+
+    async def rewrite(self, events: Sequence[StoredEvent]) -> int:
+        """Replace the documents `events` touch with a fold of exactly these events."""
+        ...
+
+    async def force(self, event: StoredEvent) -> None:
+        """Fold one never-applied event into its current documents."""
+        ...
+
+
+class ProjectorError(Exception):
+    """Projection code failed on one event (as opposed to the database failing)."""
+
+    def __init__(self, event: StoredEvent, cause: BaseException) -> None:
+        self.event, self.cause = event, cause
+        super().__init__(f"{event.type} at {event.token}: {type(cause).__name__}: {cause}")
+
+
+class ConcurrentWrite(Exception):
+    """A guarded write matched nothing: someone else changed the document; retry the batch."""
+
+
+def cents(amount: str | Decimal) -> int:
+    """Money as integer cents, for range filters and sums."""
+    return int(Decimal(amount) * 100)
+
+
+def money(amount_cents: int) -> str:
+    """Integer cents as a decimal string with two places."""
+    return str((Decimal(amount_cents) / 100).quantize(Decimal("0.01")))
+
+
+def stream_meta(event: StoredEvent) -> Document:
+    """Fields every folded document keeps about its newest event."""
+    return {"updated_at": event.recorded_at}
+
+
+class ReadModel:
+    """A projection's home: its collections, by logical name, wherever they physically are.
+
+    `names` maps logical names to physical ones: a rebuild writes a new generation of
+    collections, and readers follow an alias to whichever generation is live.
+    """
+
+    def __init__(self, db: AsyncDatabase[Document], names: Mapping[str, str] | None = None):
+        self.db, self.names = db, dict(names or {})
+
+    def collection_of(self, logical: str) -> AsyncCollection[Document]:
+        """The physical collection behind `logical`."""
+        return self.db[self.names.get(logical, logical)]
+
+
+class DocumentProjection(ReadModel):
+    """A read model with one document per key, each folded from the events of that key."""
+
+    name: str
+    collection_name: str
+    handles: frozenset[str]
+
+    @property
+    def collection(self) -> AsyncCollection[Document]:
+        """The collection this projection writes."""
+        return self.collection_of(self.collection_name)
+
+    def key(self, event: StoredEvent) -> str | None:
+        """The id of the document an event changes (None: no document)."""
+        raise NotImplementedError
+
+    def fold(self, doc: Document | None, event: StoredEvent) -> Document:
+        """The document after `event` (pure: no I/O)."""
+        raise NotImplementedError
+
+    def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
+        """Streams whose events feed the documents `events` touch (default: their own)."""
+        return {event.stream_id for event in events}
+
+    async def rewrite(self, events: Sequence[StoredEvent]) -> int:
+        """Replace the documents `events` key to with a fold of exactly these events.
+
+        For replays: the caller owns the projection and passes every event of those documents.
+        """
+        by_key: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            if (key := self.key(event)) is not None:
+                by_key.setdefault(key, []).append(event)
+        for key, evs in by_key.items():
+            doc: Document | None = None
+            for event in evs:
+                doc = self.fold(doc, event)
+            assert doc is not None
+            doc.update(_id=key, _last=evs[-1].token)
+            await self.collection.replace_one({"_id": key}, doc, upsert=True)
+        return len(by_key)
+
+    async def force(self, event: StoredEvent) -> None:
+        """Fold one event that was never applied (a parked one) into its current document."""
+        key = self.key(event)
+        if key is None:
+            return
+        doc = await self.collection.find_one({"_id": key})
+        folded = self.fold(copy.deepcopy(doc) if doc else None, event)
+        folded.update(_id=key, _last=max(doc["_last"], event.token) if doc else event.token)
+        await self.collection.replace_one({"_id": key}, folded, upsert=True)
+
+    async def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Fold the new events into their documents and write them back, guarded."""
+        by_key: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            key = self.key(event)
+            if key is not None:
+                by_key.setdefault(key, []).append(event)
+        if not by_key:
+            return
+        found = self.collection.find({"_id": {"$in": list(by_key)}})
+        existing = {doc["_id"]: doc async for doc in found}
+        ops = [
+            op for key, evs in by_key.items() if (op := self._write(key, existing.get(key), evs))
+        ]
+        await guarded_bulk_write(self.collection, ops)
+
+    def _write(
+        self, key: str, doc: Document | None, events: list[StoredEvent]
+    ) -> InsertOne[Document] | ReplaceOne[Document] | None:
+        last = doc["_last"] if doc else ""
+        pending = [e for e in events if e.token > last]
+        if not pending:
+            return None
+        folded = copy.deepcopy(doc) if doc else None
+        for event in pending:
+            try:
+                folded = self.fold(folded, event)
+            except Exception as exc:
+                raise ProjectorError(event, exc) from exc
+        assert folded is not None
+        folded.update(_id=key, _last=pending[-1].token)
+        if doc is None:
+            return InsertOne(folded)
+        return ReplaceOne({"_id": key, "_last": last}, folded)
+
+
+async def guarded_bulk_write(
+    collection: AsyncCollection[Document], ops: Sequence[InsertOne[Document] | ReplaceOne[Document]]
+) -> None:
+    """Write all ops; if a guard or insert lost a race, raise ConcurrentWrite after the rest."""
+    if not ops:
+        return
+    try:
+        result = await collection.bulk_write(list(ops), ordered=False)
+    except BulkWriteError as exc:
+        codes = {error["code"] for error in exc.details.get("writeErrors", [])}
+        if codes - {DUPLICATE_KEY}:
+            raise
+        raise ConcurrentWrite(
+            f"{collection.name}: {len(codes)} documents changed under us"
+        ) from exc
+    replaces = sum(isinstance(op, ReplaceOne) for op in ops)
+    if result.matched_count != replaces:
+        raise ConcurrentWrite(f"{collection.name}: {replaces - result.matched_count} guards failed")

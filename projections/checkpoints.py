@@ -1,0 +1,136 @@
+"""Where each subscriber is in the event store, and the events it had to park."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from eventstore.positions import Position
+from eventstore.records import StoredEvent
+from projections.base import Document
+
+CHECKPOINTS, PARKED = "checkpoints", "parked_events"
+
+
+class Checkpoints:
+    """Checkpoints in MongoDB: {_id: name, token, events_seen, updated_at, last_error}."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db[CHECKPOINTS]
+
+    async def load(self, name: str) -> Position | None:
+        """The position after which `name` continues (None: from the start)."""
+        doc = await self.collection.find_one({"_id": name})
+        return Position.parse(doc["token"]) if doc and doc.get("token") else None
+
+    async def save(self, name: str, position: Position, events_seen: int) -> None:
+        """Advance `name` to `position` (only forwards: a stale writer cannot move it back)."""
+        await self.collection.update_one(
+            {"_id": name},
+            {
+                "$max": {"token": position.token},
+                "$inc": {"events_seen": events_seen},
+                "$set": {"updated_at": datetime.now(UTC)},
+            },
+            upsert=True,
+        )
+
+    async def record_error(self, name: str, error: str | None) -> None:
+        """Remember the last error of `name` (None clears it)."""
+        await self.collection.update_one(
+            {"_id": name},
+            {"$set": {"last_error": error, "error_at": datetime.now(UTC)}},
+            upsert=True,
+        )
+
+    async def request_handoff(self, name: str, seconds: float) -> None:
+        """Ask owners of `name` to let go for `seconds` (renewed while the taker needs it)."""
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        await self.collection.update_one(
+            {"_id": name}, {"$set": {"handoff_until": until}}, upsert=True
+        )
+
+    async def end_handoff(self, name: str) -> None:
+        """Owners may take `name` again."""
+        await self.collection.update_one({"_id": name}, {"$unset": {"handoff_until": ""}})
+
+    async def handoff_requested(self, name: str) -> bool:
+        """Whether someone (a rebuild, a replay) asked the owners of `name` to let go."""
+        doc = await self.collection.find_one({"_id": name}, {"handoff_until": 1})
+        until = doc.get("handoff_until") if doc else None
+        return until is not None and _aware(until) > datetime.now(UTC)
+
+    async def move(self, name: str, position: Position | None) -> None:
+        """Set where `name` is, forwards or backwards (a rebuild's swap)."""
+        token = position.token if position else None
+        await self.collection.update_one(
+            {"_id": name}, {"$set": {"token": token, "updated_at": datetime.now(UTC)}}, upsert=True
+        )
+
+    async def reset(self, name: str) -> None:
+        """Forget where `name` was (a rebuild starts from zero)."""
+        await self.collection.delete_one({"_id": name})
+
+    async def all(self) -> dict[str, Document]:
+        """Every checkpoint document by name."""
+        return {doc["_id"]: doc async for doc in self.collection.find({})}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class ParkedEvents:
+    """Events a subscriber gave up on after retries, with the error, for `retry-parked`."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db[PARKED]
+
+    async def park(self, name: str, event: StoredEvent, error: str, attempts: int) -> None:
+        """Keep `event` aside for subscriber `name`."""
+        doc = {
+            "projection": name,
+            "position": event.token,
+            "event_id": str(event.event_id),
+            "stream_id": str(event.stream_id),
+            "type": event.type,
+            "version": event.version,
+            "error": error,
+            "attempts": attempts,
+            "parked_at": datetime.now(UTC),
+        }
+        await self.collection.replace_one({"_id": f"{name}:{event.token}"}, doc, upsert=True)
+
+    async def adopt(self, name: str, other: str) -> None:
+        """`name` now stands for what `other` built: its parked events replace `name`'s."""
+        await self.collection.delete_many({"projection": name})
+        await self.collection.update_many({"projection": other}, {"$set": {"projection": name}})
+
+    async def remove(self, name: str, token: str) -> None:
+        """Forget a parked event (it was applied after all)."""
+        await self.collection.delete_many({"projection": name, "position": token})
+
+    async def count(self, name: str) -> int:
+        """How many events `name` has parked."""
+        return await self.collection.count_documents({"projection": name})
+
+    async def list(self, name: str) -> list[Document]:
+        """The parked events of `name`, oldest first."""
+        return [doc async for doc in self.collection.find({"projection": name}).sort("position", 1)]
+
+
+async def subscriber_status(db: AsyncDatabase[Document], names: list[str]) -> dict[str, Document]:
+    """Per subscriber: where it is, how many events it parked, and its last error."""
+    checkpoints, parked = await Checkpoints(db).all(), ParkedEvents(db)
+    status = {}
+    for name in names:
+        doc = checkpoints.get(name, {})
+        status[name] = {
+            "token": doc.get("token"),
+            "events_seen": doc.get("events_seen", 0),
+            "updated_at": doc.get("updated_at"),
+            "parked": await parked.count(name),
+            "last_error": doc.get("last_error"),
+        }
+    return status

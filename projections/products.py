@@ -1,0 +1,94 @@
+"""The catalog read model: one document per product, with its available stock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from domain.values import product_id, stock_item_id
+from eventstore.records import StoredEvent
+from projections.base import Document, DocumentProjection, cents, stream_meta
+
+PRODUCT_EVENTS = {"ProductRegistered", "ProductRenamed", "ProductRepriced", "ProductDiscontinued"}
+STOCK_EVENTS = {
+    "StockReceived",
+    "StockAdjusted",
+    "StockReserved",
+    "StockReleased",
+    "StockShipped",
+}
+
+
+class ProductsProjection(DocumentProjection):
+    """`products`: {id, sku, name, description, category, price, status, available, version}."""
+
+    name = "products"
+    collection_name = "products"
+    handles = frozenset(PRODUCT_EVENTS | STOCK_EVENTS)
+
+    def key(self, event: StoredEvent) -> str | None:
+        """Product events by stream; stock events by the product of their SKU."""
+        if event.type in PRODUCT_EVENTS:
+            return str(event.stream_id)
+        return str(product_id(event.data["sku"]))
+
+    def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
+        """A product document is fed by the product's stream and its SKU's stock stream."""
+        skus = {e.data["sku"] for e in events if "sku" in e.data}
+        return {product_id(sku) for sku in skus} | {stock_item_id(sku) for sku in skus}
+
+    def fold(self, doc: Document | None, event: StoredEvent) -> Document:
+        """Apply one event to the product document."""
+        if event.type == "ProductRegistered":
+            return registered(event)
+        if doc is None:
+            raise ValueError(f"{event.type} before ProductRegistered")
+        if event.type in PRODUCT_EVENTS:
+            doc.update(version=event.version, **stream_meta(event))
+        data = event.data
+        if event.type == "ProductRenamed":
+            doc["name"] = data["name"]
+        elif event.type == "ProductRepriced":
+            doc.update(price=data["price"], price_cents=cents(data["price"]))
+        elif event.type == "ProductDiscontinued":
+            doc.update(status="discontinued", discontinued_reason=data["reason"])
+        else:
+            apply_stock(doc, event)
+        return doc
+
+
+def registered(event: StoredEvent) -> Document:
+    """A new product document."""
+    data = event.data
+    return {
+        "id": str(event.stream_id),
+        "sku": data["sku"],
+        "name": data["name"],
+        "description": data["description"],
+        "category": data["category"],
+        "price": data["price"],
+        "price_cents": cents(data["price"]),
+        "status": "active",
+        "on_hand": 0,
+        "reserved": 0,
+        "available": 0,
+        "version": event.version,
+        "created_at": event.recorded_at,
+        "updated_at": event.recorded_at,
+    }
+
+
+def apply_stock(doc: Document, event: StoredEvent) -> None:
+    """Stock movements as they change on hand, reserved and available."""
+    data, on_hand, reserved = event.data, doc["on_hand"], doc["reserved"]
+    if event.type == "StockReceived":
+        on_hand += data["quantity"]
+    elif event.type == "StockAdjusted":
+        on_hand += data["delta"]
+    elif event.type == "StockReserved":
+        reserved += data["quantity"]
+    elif event.type == "StockReleased":
+        reserved -= data["quantity"]
+    elif event.type == "StockShipped":
+        on_hand, reserved = on_hand - data["quantity"], reserved - data["quantity"]
+    doc.update(on_hand=on_hand, reserved=reserved, available=on_hand - reserved)

@@ -1,0 +1,76 @@
+"""Every projection by name, and the indexes their queries need."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from projections.audit_log import AuditLogProjection
+from projections.base import Document, Subscriber
+from projections.orders import OrdersProjection
+from projections.products import ProductsProjection
+from projections.sales_daily import SalesDailyProjection
+from projections.stock import StockProjection
+
+PROJECTIONS = {
+    cls.name: cls
+    for cls in (
+        ProductsProjection,
+        StockProjection,
+        OrdersProjection,
+        SalesDailyProjection,
+        AuditLogProjection,
+    )
+}
+
+# Logical collection -> indexes, one per query the query API makes.
+INDEXES: dict[str, list[IndexModel]] = {
+    "products": [
+        IndexModel([("sku", ASCENDING)], unique=True),
+        IndexModel([("category", ASCENDING), ("price_cents", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("price_cents", ASCENDING)]),
+        IndexModel([("price_cents", ASCENDING)]),
+        IndexModel([("available", ASCENDING)]),
+        IndexModel([("name", ASCENDING)]),
+    ],
+    "stock": [IndexModel([("available", ASCENDING)])],
+    "orders": [
+        IndexModel([("customer_id", ASCENDING), ("placed_at", DESCENDING)]),
+        IndexModel([("status", ASCENDING), ("placed_at", DESCENDING)]),
+        IndexModel([("placed_at", DESCENDING)]),
+    ],
+    "audit_log": [
+        IndexModel([("stream_id", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("actor", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("type", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("recorded_at", DESCENDING)]),
+    ],
+}
+
+COLLECTIONS = {
+    "products": ["products"],
+    "stock": ["stock"],
+    "orders": ["orders"],
+    "sales_daily": ["sales_daily", "sales_orders"],
+    "audit_log": ["audit_log"],
+}
+
+
+def build(
+    name: str, db: AsyncDatabase[Document], names: Mapping[str, str] | None = None
+) -> Subscriber:
+    """The projection called `name`, writing to the physical collections `names` gives."""
+    projection: Subscriber = PROJECTIONS[name](db, names)
+    return projection
+
+
+async def ensure_indexes(
+    db: AsyncDatabase[Document], name: str, names: Mapping[str, str] | None = None
+) -> None:
+    """Create the indexes of a projection's collections (idempotent)."""
+    names = names or {}
+    for collection in COLLECTIONS[name]:
+        if collection in INDEXES:
+            await db[names.get(collection, collection)].create_indexes(INDEXES[collection])

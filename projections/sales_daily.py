@@ -1,0 +1,194 @@
+"""Daily sales (the dashboards' source): revenue, order count and units per SKU.
+
+An order counts as a sale on the day it was placed, once it is confirmed; a cancellation after
+confirmation takes it back out. Counting needs the order's lines, which only OrderPlaced
+carries, so the projection keeps them per order in `sales_orders`.
+
+Exactly-once: each effect on a day document carries the token of the event that caused it, and
+a day document only takes effects newer than its `_last`. Day documents are written before the
+order states; a crash in between recomputes the same effects from the old order states, and the
+day guards drop those already counted.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from pymongo import InsertOne, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
+
+from eventstore.records import StoredEvent
+from projections.base import (
+    Document,
+    ProjectorError,
+    ReadModel,
+    cents,
+    guarded_bulk_write,
+    money,
+)
+
+ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
+
+
+@dataclass
+class Effect:
+    """A signed change to one day's counters, caused by one event."""
+
+    day: str
+    token: str
+    sign: int
+    order: Document = field(repr=False)
+
+
+class SalesDailyProjection(ReadModel):
+    """`sales_daily`: {date, revenue, orders, skus: [{sku, units, revenue_cents}]}."""
+
+    name = "sales_daily"
+    handles = ORDER_EVENTS
+
+    @property
+    def days(self) -> AsyncCollection[Document]:
+        """Per-day counters."""
+        return self.collection_of("sales_daily")
+
+    @property
+    def orders(self) -> AsyncCollection[Document]:
+        """Per-order state the counting needs (lines, day, counted)."""
+        return self.collection_of("sales_orders")
+
+    async def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Fold order states, apply their effects to the days, then save the states."""
+        ids = list({str(e.stream_id) for e in events})
+        before = {doc["_id"]: doc async for doc in self.orders.find({"_id": {"$in": ids}})}
+        after, effects = fold_orders(before, events)
+        await self._apply_effects(effects)
+        await guarded_bulk_write(self.orders, state_writes(before, after))
+
+    async def _apply_effects(self, effects: list[Effect]) -> None:
+        days = list({effect.day for effect in effects})
+        current = {doc["_id"]: doc async for doc in self.days.find({"_id": {"$in": days}})}
+        ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
+        for day in days:
+            doc = current.get(day)
+            last = doc["_last"] if doc else ""
+            new = [e for e in effects if e.day == day and e.token > last]
+            if new:
+                updated = count(copy.deepcopy(doc) if doc else empty_day(day), new)
+                guard = {"_id": day, "_last": last}
+                ops.append(ReplaceOne(guard, updated) if doc else InsertOne(updated))
+        await guarded_bulk_write(self.days, ops)
+
+    def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
+        """An order's sales state is fed by the order's own stream."""
+        return {event.stream_id for event in events}
+
+    async def rewrite(self, events: Sequence[StoredEvent]) -> int:
+        """Recount each order from all its events, correcting its day by the difference only."""
+        by_order: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            by_order.setdefault(str(event.stream_id), []).append(event)
+        for key, evs in by_order.items():
+            state: Document | None = None
+            for event in evs:
+                state, _ = fold_order(state, event)
+            assert state is not None
+            await self._settle(key, state, evs[-1].token)
+        return len(by_order)
+
+    async def force(self, event: StoredEvent) -> None:
+        """Fold one event that was never applied (a parked one) into its order's state."""
+        stored = await self.orders.find_one({"_id": str(event.stream_id)})
+        state, _ = fold_order(copy.deepcopy(stored) if stored else None, event)
+        await self._settle(str(event.stream_id), state, max(event.token, state.get("_last", "")))
+
+    async def _settle(self, key: str, state: Document, last: str) -> None:
+        """Store `state`; if it counts differently from the stored one, correct its day."""
+        stored = await self.orders.find_one({"_id": key})
+        was_counted = bool(stored and stored["counted"])
+        if state["counted"] != was_counted:
+            effect = Effect(state["day"], last, +1 if state["counted"] else -1, state)
+            doc = await self.days.find_one({"_id": state["day"]}) or empty_day(state["day"])
+            keep_last = doc.get("_last", "")
+            corrected = count(doc, [effect])
+            corrected["_last"] = keep_last  # a correction, not a newer event
+            await self.days.replace_one({"_id": state["day"]}, corrected, upsert=True)
+        state.update(_id=key, _last=last)
+        await self.orders.replace_one({"_id": key}, state, upsert=True)
+
+
+def fold_orders(
+    before: dict[str, Document], events: Sequence[StoredEvent]
+) -> tuple[dict[str, Document], list[Effect]]:
+    """New order states and the day effects of events not yet folded into them."""
+    after, effects = copy.deepcopy(before), []
+    for event in events:
+        key = str(event.stream_id)
+        state = after.get(key)
+        if state is not None and event.token <= state["_last"]:
+            continue
+        try:
+            state, effect = fold_order(state, event)
+        except Exception as exc:
+            raise ProjectorError(event, exc) from exc
+        state.update(_id=key, _last=event.token)
+        after[key] = state
+        if effect is not None:
+            effects.append(effect)
+    return after, effects
+
+
+def fold_order(state: Document | None, event: StoredEvent) -> tuple[Document, Effect | None]:
+    """One order event: the new state, and the day effect it has, if any."""
+    if event.type == "OrderPlaced":
+        day = event.recorded_at.date().isoformat()
+        return {"day": day, "lines": event.data["lines"], "counted": False}, None
+    if state is None:
+        raise ValueError(f"{event.type} before OrderPlaced")
+    if event.type == "OrderConfirmed" and not state["counted"]:
+        state["counted"] = True
+        return state, Effect(state["day"], event.token, +1, state)
+    if event.type == "OrderCancelled" and state["counted"]:
+        state["counted"] = False
+        return state, Effect(state["day"], event.token, -1, state)
+    return state, None
+
+
+def state_writes(
+    before: dict[str, Document], after: dict[str, Document]
+) -> list[InsertOne[Document] | ReplaceOne[Document]]:
+    """Guarded writes of the order states that changed."""
+    ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
+    for key, state in after.items():
+        old = before.get(key)
+        if old is None:
+            ops.append(InsertOne(state))
+        elif state["_last"] != old["_last"]:
+            ops.append(ReplaceOne({"_id": key, "_last": old["_last"]}, state))
+    return ops
+
+
+def empty_day(day: str) -> Document:
+    """A day with nothing sold."""
+    return {"_id": day, "date": day, "orders": 0, "revenue_cents": 0, "skus": []}
+
+
+def count(doc: Document, effects: list[Effect]) -> Document:
+    """Add (or take back) each effect's order to the day's counters."""
+    # SKUs may hold dots, which MongoDB field names should not: per-SKU figures are a list.
+    per_sku = {row["sku"]: row for row in doc["skus"]}
+    for effect in effects:
+        doc["orders"] += effect.sign
+        for line in effect.order["lines"]:
+            row = per_sku.setdefault(
+                line["sku"], {"sku": line["sku"], "units": 0, "revenue_cents": 0}
+            )
+            line_cents = cents(line["unit_price"]) * line["quantity"]
+            row["units"] += effect.sign * line["quantity"]
+            row["revenue_cents"] += effect.sign * line_cents
+            doc["revenue_cents"] += effect.sign * line_cents
+    doc["skus"] = [per_sku[sku] for sku in sorted(per_sku)]
+    doc.update(revenue=money(doc["revenue_cents"]), _last=max(e.token for e in effects))
+    return doc

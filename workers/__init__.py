@@ -1,0 +1,1 @@
+"""Workers: dramatiq on Redis, catch-up runners with leases, the order fulfilment process."""

@@ -1,0 +1,59 @@
+"""Taking a subscriber over from the workers for a moment (a rebuild's swap, a replay).
+
+The taker asks the owners to let go (a flag with an expiry, renewed while it works), then takes
+the lease itself. Workers that see the flag release the lease and do not take it back until the
+flag is gone, so the live projection is paused, not raced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from projections.base import Document
+from projections.checkpoints import Checkpoints
+from workers.lease import Lease
+
+FLAG_SECONDS = 30.0
+
+
+class HandoffTimeout(Exception):
+    """The owner did not let go in time."""
+
+
+@contextlib.asynccontextmanager
+async def handoff(
+    engine: AsyncEngine, db: AsyncDatabase[Document], name: str, wait: float = 30.0
+) -> AsyncIterator[Lease]:
+    """Own subscriber `name` while inside; the workers resume it afterwards."""
+    checkpoints, lease = Checkpoints(db), Lease(engine, name)
+    await checkpoints.request_handoff(name, FLAG_SECONDS)
+    renew = asyncio.create_task(_renew(checkpoints, name))
+    try:
+        await _acquire(lease, wait)
+        yield lease
+    finally:
+        renew.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renew
+        await lease.release()
+        await checkpoints.end_handoff(name)
+
+
+async def _acquire(lease: Lease, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while not await lease.try_acquire():
+        if time.monotonic() > deadline:
+            raise HandoffTimeout(f"the owner of {lease.name} did not let go in {wait:.0f}s")
+        await asyncio.sleep(0.05)
+
+
+async def _renew(checkpoints: Checkpoints, name: str) -> None:
+    while True:
+        await asyncio.sleep(FLAG_SECONDS / 3)
+        await checkpoints.request_handoff(name, FLAG_SECONDS)

@@ -1,0 +1,62 @@
+"""Long-running ops jobs (rebuild, replay) and their progress, readable while they run."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from projections.base import Document
+
+JOBS = "jobs"
+
+
+class Jobs:
+    """Job documents: {_id, kind, target, status, done, total, rate, eta_seconds, result, error}."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db[JOBS]
+
+    async def create(self, kind: str, target: str) -> str:
+        """A queued job; its id."""
+        job_id = uuid.uuid4().hex
+        doc = {"_id": job_id, "kind": kind, "target": target, "status": "queued"}
+        await self.collection.insert_one(doc | {"created_at": datetime.now(UTC), "done": 0})
+        return job_id
+
+    async def get(self, job_id: str) -> Document | None:
+        """A job, or None."""
+        return await self.collection.find_one({"_id": job_id})
+
+    async def update(self, job_id: str, **fields: Any) -> None:
+        """Set fields of a job."""
+        await self.collection.update_one({"_id": job_id}, {"$set": fields})
+
+
+class ProgressReporter:
+    """Writes a job's progress at most twice a second, with rate and ETA."""
+
+    def __init__(self, jobs: Jobs, job_id: str, interval: float = 0.5) -> None:
+        self.jobs, self.job_id, self.interval = jobs, job_id, interval
+        self.started = self.last = time.monotonic()
+        self.pending: tuple[int, int] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        """Note progress (called from the rebuild's batches)."""
+        self.pending = (done, total)
+
+    async def flush(self, force: bool = False) -> None:
+        """Write the newest progress if due."""
+        now = time.monotonic()
+        if self.pending is None or (not force and now - self.last < self.interval):
+            return
+        done, total = self.pending
+        rate = done / max(now - self.started, 1e-9)
+        eta = (total - done) / rate if rate else None
+        await self.jobs.update(
+            self.job_id, done=done, total=total, rate=round(rate, 1), eta_seconds=eta
+        )
+        self.last = now

@@ -1,0 +1,102 @@
+"""One owner per subscriber across all workers and machines: a PostgreSQL advisory lock.
+
+The lock lives on a connection the owner holds open. If the owner dies, its connection closes,
+PostgreSQL releases the lock, and the next worker that tries takes over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for `name` (the same on every machine)."""
+    digest = hashlib.blake2b(f"ordertrail:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Lease:
+    """Ownership of one subscriber, held on a dedicated connection."""
+
+    def __init__(self, engine: AsyncEngine, name: str) -> None:
+        self.engine, self.name, self.key = engine, name, lock_key(name)
+        self._conn: AsyncConnection | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this process believes it owns the subscriber."""
+        return self._conn is not None
+
+    async def try_acquire(self) -> bool:
+        """Take ownership if nobody has it; never waits."""
+        if self._conn is not None:
+            return True
+        conn = await self.engine.connect()
+        try:
+            got = await conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
+            await conn.commit()  # end the implicit transaction; the session lock stays
+        except BaseException:
+            await conn.close()
+            raise
+        if got:
+            self._conn = conn
+        else:
+            await conn.close()
+        return bool(got)
+
+    async def confirm(self) -> bool:
+        """Check the lock's connection is still alive (else ownership is lost)."""
+        if self._conn is None:
+            return False
+        try:
+            await self._conn.execute(sa.text("SELECT 1"))
+            await self._conn.commit()
+        except Exception as exc:
+            log.warning("lease %s lost: %s", self.name, exc)
+            await self._drop()
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Give ownership up."""
+        if self._conn is None:
+            return
+        try:
+            await self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            await self._conn.commit()
+        finally:
+            await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:
+                await conn.invalidate()
+
+
+_OWNERS = sa.text(
+    "SELECT (l.classid::bigint << 32) | l.objid::bigint AS key, a.application_name, a.pid, "
+    "a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+)
+
+
+async def owners(engine: AsyncEngine, names: list[str]) -> dict[str, dict[str, object]]:
+    """Who holds each subscriber's lease: {name: {worker, pid, since}} (absent: nobody)."""
+    unsigned = {lock_key(name) & 0xFFFFFFFFFFFFFFFF: name for name in names}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(_OWNERS)).all()
+    found: dict[str, dict[str, object]] = {}
+    for row in rows:
+        if (name := unsigned.get(int(row.key))) is not None:
+            worker = row.application_name.removeprefix("ordertrail-worker ")
+            found[name] = {"worker": worker, "pid": row.pid, "since": row.backend_start}
+    return found

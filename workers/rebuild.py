@@ -1,0 +1,131 @@
+"""Blue/green rebuild of a projection, with no downtime for readers.
+
+1. Reserve a new generation of collections and create its indexes first.
+2. Project every event from position zero into it (live keeps serving and updating).
+3. Pause live (handoff), catch the new generation up to the head, point the alias at it and move
+   the live checkpoint there, in that order; live resumes on the new generation.
+4. Drop the old generation a little later (readers may still hold its name for a moment).
+
+Interrupted, it resumes from the new generation's own checkpoint; `restart` starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventstore.inspect import behind
+from eventstore.postgres import PostgresEventStore
+from eventstore.records import StoredEvent
+from projections.aliases import Aliases, generation_names
+from projections.base import Document, Subscriber
+from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.registry import PROJECTIONS, build, ensure_indexes
+from workers.handoff import handoff
+from workers.runner import CatchUp
+
+Progress = Callable[[int, int], None]  # events done, events in total (so far)
+OLD_GENERATION_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What a rebuild did."""
+
+    projection: str
+    generation: int
+    events: int
+    seconds: float
+    resumed: bool
+
+
+class Named:
+    """A subscriber under another name (so the new generation has a checkpoint of its own)."""
+
+    def __init__(self, inner: Subscriber, name: str) -> None:
+        self.inner, self.name, self.handles = inner, name, inner.handles
+
+    async def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Apply through the wrapped subscriber."""
+        await self.inner.apply(events)
+
+
+async def rebuild(
+    name: str,
+    engine: AsyncEngine,
+    db: AsyncDatabase[Document],
+    progress: Progress | None = None,
+    restart: bool = False,
+    batch_size: int = 1000,
+) -> RebuildResult:
+    """Rebuild projection `name` into a new generation and swap it in."""
+    if name not in PROJECTIONS:
+        raise KeyError(f"unknown projection {name!r}")
+    started, aliases = time.monotonic(), Aliases(db)
+    generation, resumed = await _generation(aliases, db, name, restart)
+    names = generation_names(name, generation)
+    await ensure_indexes(db, name, names)
+    shadow = Named(build(name, db, names), f"{name}@g{generation}")
+    store = PostgresEventStore(engine)
+    catch_up = CatchUp(store, Checkpoints(db), ParkedEvents(db), batch_size=batch_size)
+    done = await _catch_up_with_progress(catch_up, shadow, engine, progress)
+    old_generation, _ = await aliases.live(name)
+    async with handoff(engine, db, name):
+        done += await catch_up.run(shadow)
+        await aliases.swap(name, generation)
+        await catch_up.checkpoints.move(name, await catch_up.checkpoints.load(shadow.name))
+        await catch_up.parked.adopt(name, shadow.name)
+    await _retire(db, name, old_generation, shadow.name)
+    return RebuildResult(name, generation, done, time.monotonic() - started, resumed)
+
+
+async def _generation(
+    aliases: Aliases, db: AsyncDatabase[Document], name: str, restart: bool
+) -> tuple[int, bool]:
+    """The pending generation to resume, or a fresh one."""
+    pending = await aliases.pending(name)
+    if pending is not None and not restart:
+        return pending, True
+    if pending is not None:
+        await _drop(db, name, pending)
+    generation = await aliases.begin(name)
+    await _drop(db, name, generation)  # leftovers of an abandoned attempt
+    return generation, False
+
+
+async def _catch_up_with_progress(
+    catch_up: CatchUp, shadow: Named, engine: AsyncEngine, progress: Progress | None
+) -> int:
+    start = await catch_up.checkpoints.load(shadow.name)
+    total = (await behind(engine, start)).events
+    done = 0
+
+    def report(_: str, __: str, ___: str, events: int) -> None:
+        nonlocal done
+        done += events
+        if progress is not None:
+            progress(done, max(total, done))
+
+    catch_up.on_batch = report
+    try:
+        return await catch_up.run(shadow)
+    finally:
+        catch_up.on_batch = None
+
+
+async def _retire(db: AsyncDatabase[Document], name: str, generation: int, shadow: str) -> None:
+    """Drop the old generation once readers have moved on; the shadow checkpoint is done."""
+    await Checkpoints(db).reset(shadow)
+    await asyncio.sleep(OLD_GENERATION_GRACE_SECONDS)
+    await _drop(db, name, generation)
+
+
+async def _drop(db: AsyncDatabase[Document], name: str, generation: int) -> None:
+    for physical in generation_names(name, generation).values():
+        await db.drop_collection(physical)
+    await Checkpoints(db).reset(f"{name}@g{generation}")

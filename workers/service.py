@@ -1,0 +1,212 @@
+"""The subscription service every worker process runs: leases, catch-up, wake-ups.
+
+Each subscriber (projection or process) gets a task that tries to own it (a lease), catches it
+up, then waits for a wake-up: PostgreSQL NOTIFY, a dramatiq `appended` message, or the periodic
+tick that covers a lost signal and lets a worker take over from one that died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import prometheus_client
+from pymongo.errors import PyMongoError
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_engine
+from core.mongo import create_mongo_client, database
+from core.settings import Settings
+from eventstore.notify import CHANNEL
+from eventstore.postgres import PostgresEventStore
+from eventstore.records import StoreUnavailable
+from eventstore.repository import Repository
+from projections.aliases import Aliases
+from projections.base import Subscriber
+from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.registry import PROJECTIONS, build, ensure_indexes
+from workers.fulfilment import FulfilmentProcess
+from workers.lease import Lease
+from workers.runner import BatchListener, CatchUp
+
+log = logging.getLogger(__name__)
+TRANSIENT = (StoreUnavailable, PyMongoError, OSError, TimeoutError)
+OWNERSHIP_CHECK_SECONDS = 0.5
+
+
+def worker_name(settings: Settings) -> str:
+    """This process's name in leases and logs."""
+    return settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """A plain libpq URL for asyncpg from the SQLAlchemy one."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def subscribers(db: Any, repo: Repository) -> dict[str, Subscriber]:
+    """Every projection (on its plain collections) and the fulfilment process, by name."""
+    found: dict[str, Subscriber] = {name: build(name, db) for name in PROJECTIONS}
+    found[FulfilmentProcess.name] = FulfilmentProcess(repo)
+    return found
+
+
+async def live_subscriber(
+    name: str, db: Any, repo: Repository, indexed: set[tuple[str, int]] | None = None
+) -> Subscriber:
+    """The subscriber `name`, writing to its live generation of collections.
+
+    Indexes are ensured once per generation (per `indexed` set), not on every wake-up.
+    """
+    if name not in PROJECTIONS:
+        return FulfilmentProcess(repo)
+    generation, names = await Aliases(db).live(name)
+    if indexed is None or (name, generation) not in indexed:
+        await ensure_indexes(db, name, names)
+        if indexed is not None:
+            indexed.add((name, generation))
+    return build(name, db, names)
+
+
+@dataclass
+class SubscriptionService:
+    """Runs the subscribers this process can own until stopped."""
+
+    settings: Settings
+    only: frozenset[str] | None = None
+    on_batch: BatchListener | None = None
+    _wakes: list[asyncio.Event] = field(default_factory=list)
+    _indexed: set[tuple[str, int]] = field(default_factory=set)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Wake every subscriber now (safe from any thread)."""
+        if self._loop is not None:
+            for event in self._wakes:
+                self._loop.call_soon_threadsafe(event.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then give every lease up."""
+        self._loop = asyncio.get_running_loop()
+        serve_metrics(self.settings.worker_metrics_port)
+        engine = create_engine(self.settings, f"ordertrail-worker {worker_name(self.settings)}")
+        mongo = create_mongo_client(self.settings, "ordertrail-worker")
+        db = database(mongo, self.settings)
+        try:
+            store = PostgresEventStore(engine)
+            repo = Repository(store, retries=self.settings.command_retries)
+            catch_up = self._catch_up(store, db)
+            names = [*PROJECTIONS, FulfilmentProcess.name]
+            tasks = [
+                asyncio.create_task(
+                    self._serve(engine, name, (db, repo), catch_up, stop), name=name
+                )
+                for name in names
+                if self.only is None or name in self.only
+            ]
+            async with listening(self.settings, self.wake):
+                await stop.wait()
+            await asyncio.gather(*tasks)
+        finally:
+            await mongo.close()
+            await engine.dispose()
+
+    def _catch_up(self, store: PostgresEventStore, db: Any) -> CatchUp:
+        settings = self.settings
+        return CatchUp(
+            store,
+            Checkpoints(db),
+            ParkedEvents(db),
+            batch_size=settings.projection_batch_size,
+            retries=settings.projection_retries,
+            on_batch=self.on_batch,
+        )
+
+    async def _serve(
+        self,
+        engine: AsyncEngine,
+        name: str,
+        stores: tuple[Any, Repository],
+        catch_up: CatchUp,
+        stop: asyncio.Event,
+    ) -> None:
+        wake, lease = asyncio.Event(), Lease(engine, name)
+        self._wakes.append(wake)
+        try:
+            while not stop.is_set():
+                wake.clear()
+                await self._step(name, stores, catch_up, lease)
+                await wait_any(wake, stop, seconds=self.settings.projection_tick_seconds)
+        finally:
+            with contextlib.suppress(*TRANSIENT):
+                await lease.release()
+
+    async def _step(
+        self, name: str, stores: tuple[Any, Repository], catch_up: CatchUp, lease: Lease
+    ) -> None:
+        checkpoints, checked = catch_up.checkpoints, [time.monotonic()]
+
+        async def still_owner() -> bool:
+            # Two round trips per batch would double a small batch's cost; once per interval is
+            # enough, since every write is guarded and a lost lease cannot double-apply anyway.
+            if time.monotonic() - checked[0] < OWNERSHIP_CHECK_SECONDS:
+                return True
+            checked[0] = time.monotonic()
+            return await lease.confirm() and not await checkpoints.handoff_requested(name)
+
+        try:
+            if await checkpoints.handoff_requested(name):  # a rebuild or replay needs it
+                await lease.release()
+            elif await lease.try_acquire():
+                sub = await live_subscriber(name, *stores, self._indexed)
+                await catch_up.run(sub, still_owner=still_owner)
+        except TRANSIENT as exc:  # a store is down: try again on the next wake-up or tick
+            log.warning("%s: %s", name, exc)
+            with contextlib.suppress(*TRANSIENT):
+                await lease.confirm()
+
+
+def serve_metrics(port: int) -> None:
+    """Expose this process's Prometheus metrics (batch sizes and durations) on `port`."""
+    if port:
+        try:
+            prometheus_client.start_http_server(port)
+        except OSError as exc:  # another worker process on this machine serves them already
+            log.warning("metrics port %d unavailable: %s", port, exc)
+
+
+async def wait_any(*events: asyncio.Event, seconds: float) -> None:
+    """Return when any event is set or the timeout passes."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@contextlib.asynccontextmanager
+async def listening(settings: Settings, wake: Callable[[], None]) -> Any:
+    """LISTEN for appends while inside; without a connection, the tick alone drives us."""
+    conn: asyncpg.Connection | None = None
+    try:
+        conn = await asyncpg.connect(asyncpg_dsn(settings.database_url), timeout=3)
+        await conn.add_listener(CHANNEL, lambda *_: wake())
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("LISTEN unavailable, relying on ticks: %s", exc)
+    try:
+        yield
+    finally:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
