@@ -1,0 +1,102 @@
+"""The query API's one wiring point: settings, MongoDB, the checkpoint watcher, routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo.errors import PyMongoError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core import errors
+from core.http import RequestContextMiddleware
+from core.logging import configure_logging
+from core.metrics import QUERY_SECONDS
+from core.mongo import create_mongo_client, database
+from core.settings import Settings, get_settings
+from query_api.freshness import CheckpointWatcher
+from query_api.routes import audit, dashboards, health, orders, products, stock
+
+log = logging.getLogger(__name__)
+DESCRIPTION = """Read models of ordertrail for dashboards.
+
+Lists answer `{"items", "total", "page", "size"}` (`size` ≤ 200). Send the `X-Position` token a
+command returned as `X-Min-Position` to read your own write: the route waits (2 s at most) until
+its read models include it, else 503 with `Retry-After`. Every answer carries `X-Read-Position`.
+"""
+
+
+async def mongo_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """MongoDB cannot be reached."""
+    log.warning("read models unavailable: %s", exc)
+    return JSONResponse({"detail": "read models unavailable"}, 503, {"Retry-After": "1"})
+
+
+class TimingMiddleware:
+    """Query latency by route template, and X-Read-Position on every answer (errors too).
+
+    Pure ASGI: a BaseHTTPMiddleware would add a memory stream per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_with_position(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                position = scope.get("state", {}).get("read_position")
+                if position is not None:
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"x-read-position", position.encode()),
+                    ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_position)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            QUERY_SECONDS.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the query API; `settings` default to the environment's."""
+    settings = settings or get_settings()
+    settings.require_secret()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = create_mongo_client(settings, "ordertrail-query-api")
+        app.state.settings, app.state.db = settings, database(client, settings)
+        app.state.watcher = CheckpointWatcher(app.state.db)
+        with contextlib.suppress(PyMongoError):  # down at start: the background refresh retries
+            await app.state.watcher.refresh()  # aliases known before the first request
+        app.state.watcher.start()
+        try:
+            yield
+        finally:
+            await app.state.watcher.stop()
+            await client.close()
+
+    app = FastAPI(
+        title="ordertrail query API", version="1", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TimingMiddleware)
+    errors.install(app)
+    app.add_exception_handler(PyMongoError, mongo_unavailable)
+    for module in (products, stock, orders, dashboards, audit, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,105 @@
+"""Dependencies of the query routes: the database, auth, pagination, read-your-writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, HTTPException, Query, Request
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from core.auth import Principal
+from core.http import require_scope
+from core.settings import Settings
+from projections.base import Document
+from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough
+
+MAX_PAGE_SIZE = 200
+
+
+async def settings_dep(request: Request) -> Settings:
+    """This app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+class ReadModels:
+    """The read-model collections by logical name, resolved to the live generation."""
+
+    def __init__(self, db: AsyncDatabase[Document], names: dict[str, str]) -> None:
+        self.db, self.names = db, names
+
+    def __getitem__(self, logical: str) -> AsyncCollection[Document]:
+        return self.db[self.names.get(logical, logical)]
+
+
+async def db_dep(request: Request) -> ReadModels:
+    """The read models, as of the newest alias this process has seen."""
+    watcher: CheckpointWatcher = request.app.state.watcher
+    return ReadModels(request.app.state.db, watcher.names)
+
+
+Db = Annotated[ReadModels, Depends(db_dep)]
+Reader = Annotated[Principal, Depends(require_scope("queries:read", settings_dep))]
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which page of a list, `size` items each."""
+
+    page: int
+    size: int
+
+    @property
+    def skip(self) -> int:
+        """Items before this page."""
+        return (self.page - 1) * self.size
+
+    def wrap(self, items: list[Any], total: int) -> dict[str, Any]:
+        """The list answer: {items, total, page, size}."""
+        return {"items": items, "total": total, "page": self.page, "size": self.size}
+
+
+async def page_dep(
+    page: Annotated[int, Query(ge=1, le=100_000, description="1-based page number")] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page")] = 50,
+) -> Page:
+    """Pagination parameters (size at most 200)."""
+    return Page(page, size)
+
+
+Paging = Annotated[Page, Depends(page_dep)]
+
+
+def fresh(*projections: str) -> Callable[..., Any]:
+    """A dependency: honour X-Min-Position for `projections`, and report X-Read-Position."""
+
+    async def dependency(
+        request: Request,
+        x_min_position: Annotated[
+            str | None,
+            Header(
+                pattern=TOKEN.pattern,
+                description="Wait (bounded) until this route's read models include this token",
+            ),
+        ] = None,
+    ) -> None:
+        watcher: CheckpointWatcher = request.app.state.watcher
+        position = request.state.read_position = watcher.position(projections)
+        if x_min_position is not None:
+            settings: Settings = request.app.state.settings
+            try:
+                position = await watcher.wait_for(
+                    x_min_position, projections, settings.min_position_wait_seconds
+                )
+            except NotFreshEnough:
+                raise HTTPException(
+                    503,
+                    detail=f"read models have not reached {x_min_position} yet",
+                    headers={"Retry-After": "1"},
+                ) from None
+        request.state.read_position = position  # the middleware puts it on every answer
+
+    return dependency

@@ -1,0 +1,36 @@
+"""Stock queries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from projections.base import Document
+from query_api.deps import Db, Paging, Reader, fresh
+from query_api.routes.common import ERRORS, NOT_FOUND, found
+from query_api.routes.products import SkuPath
+from query_api.schemas import Paginated, StockResponse
+
+router = APIRouter(prefix="/api/v1/stock", tags=["stock"], dependencies=[Depends(fresh("stock"))])
+
+
+@router.get("", response_model=Paginated[StockResponse], responses=ERRORS)
+async def list_stock(
+    db: Db,
+    _: Reader,
+    paging: Paging,
+    low_stock: Annotated[bool, Query(description="Only SKUs at or below the threshold")] = False,
+    threshold: Annotated[int, Query(ge=0, le=1_000_000)] = 5,
+) -> dict[str, object]:
+    """Stock per SKU, optionally only what is running low; by SKU."""
+    query: Document = {"available": {"$lte": threshold}} if low_stock else {}
+    cursor = db["stock"].find(query).sort("_id", 1).skip(paging.skip).limit(paging.size)
+    items = [doc async for doc in cursor]
+    return paging.wrap(items, await db["stock"].count_documents(query))
+
+
+@router.get("/{sku}", response_model=StockResponse, responses=NOT_FOUND)
+async def stock_of(sku: SkuPath, db: Db, _: Reader) -> Document:
+    """Stock of one SKU (case-insensitive)."""
+    return found(await db["stock"].find_one({"_id": sku.upper()}), f"stock of {sku.upper()}")
