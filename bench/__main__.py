@@ -1,0 +1,74 @@
+"""`python -m bench [--quick | --smoke] [--only 1,4] [--output BENCHMARKS.md]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.context import describe, services
+from bench.core import MODES, Figure
+from bench.report import render
+
+FIGURES = {
+    1: "bench.command_api",
+    2: "bench.append_scaling",
+    3: "bench.batch_import",
+    4: "bench.projections",
+    5: "bench.freshness",
+    6: "bench.query_api",
+}
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="under 2 minutes, smaller sizes")
+    group.add_argument("--smoke", action="store_true", help="seconds; proves the harness runs")
+    parser.add_argument("--only", default="", help="figure numbers, e.g. 1,4")
+    parser.add_argument("--output", default="BENCHMARKS.md", type=Path)
+    return parser.parse_args(argv)
+
+
+async def measure(numbers: list[int], mode_name: str, command: str) -> tuple[list[Figure], str]:
+    """Run the figures; the figures and the report."""
+    mode = MODES[mode_name]
+    with (
+        tempfile.TemporaryDirectory(prefix="ordertrail-bench-") as work,
+        services(mode, Path(work)) as ctx,
+    ):
+        try:
+            machine = await describe(ctx)
+            figures = []
+            for number in numbers:
+                print(f"figure {number}: {FIGURES[number]}", file=sys.stderr, flush=True)
+                module = importlib.import_module(FIGURES[number])
+                figures.append(await module.run(ctx))
+        finally:
+            await ctx.drop_databases()
+    return figures, render(figures, machine, mode, command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = arguments(sys.argv[1:] if argv is None else argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    numbers = [int(n) for n in args.only.split(",") if n] or list(FIGURES)
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    figures, report = asyncio.run(measure(numbers, mode, command.strip()))
+    args.output.write_text(report)
+    missed = [t.description for f in figures for t in f.targets if not t.met]
+    print(
+        f"wrote {args.output}: {len(figures)} figures, {len(missed)} target(s) not met",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

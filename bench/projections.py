@@ -1,0 +1,257 @@
+"""Figure 4: projection catch-up and rebuild against the MongoDB server's raw bulk-write ceiling.
+
+One seeded store (4 events per SKU, batch-appended). Each repetition projects `products` from
+zero into an empty MongoDB database, writes the very documents it produced with plain unordered
+`bulk_write`s in as many calls (the ceiling), rebuilds blue/green beside the live generation,
+then reads the store through PostgresEventStore + EventCodec and with raw asyncpg keyset paging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import asyncpg
+from pymongo import AsyncMongoClient, InsertOne
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench.context import BenchContext
+from bench.core import Figure, Stopwatch, repeat
+from domain.catalog import Product
+from domain.inventory import StockItem
+from eventstore.postgres import PostgresEventStore
+from eventstore.records import StreamAppend
+from eventstore.serialization import EventCodec
+from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.registry import INDEXES, build, ensure_indexes
+from workers import rebuild as rebuild_module
+from workers.runner import CatchUp
+
+Db = AsyncDatabase[dict[str, Any]]
+EVENTS_PER_SKU = 4
+APPEND_STREAMS = 500  # streams per seeding append (2 per SKU)
+BATCH = 1000  # events per catch-up / rebuild / read page
+RAW_KEYSET = (
+    "SELECT position, transaction_id::text::bigint AS txid, event_id, stream_id, stream_type, "
+    "version, type, schema_version, data, metadata, recorded_at FROM events "
+    "WHERE (transaction_id, position) > ($1::text::xid8, $2) "
+    "ORDER BY transaction_id, position LIMIT $3"
+)
+UNITS = {
+    "catch-up (products, from zero)": "events/s",
+    "rebuild (products, blue/green)": "events/s",
+    "bulk_write ceiling (same documents)": "docs/s",
+    "bulk_write ceiling, as events": "events/s",
+    "read_all only": "events/s",
+    "read_all + EventCodec.decode": "events/s",
+    "raw asyncpg keyset read": "events/s",
+}
+
+
+async def seed(store: PostgresEventStore, events: int) -> int:
+    """Register, rename and stock products with batch appends; the number of events written."""
+    codec, appends = EventCodec(), []
+    for i in range(math.ceil(events / EVENTS_PER_SKU)):
+        sku = f"BENCH-{i:07d}"
+        product = Product.register(sku, f"Item {i}", "", Decimal("1.00") + i % 7, "bench")
+        product.rename(f"Item {i} (v2)")
+        item = StockItem.open(sku)
+        item.receive(10 + i % 5)
+        for aggregate, kind in ((product, "Product"), (item, "StockItem")):
+            encoded = [codec.encode(e) for e in aggregate.collect_events()]
+            appends.append(StreamAppend(aggregate.id, kind, 0, encoded))
+    for start in range(0, len(appends), APPEND_STREAMS):
+        await store.append(*appends[start : start + APPEND_STREAMS])
+    return len(appends) * 2
+
+
+async def catch_up(store: PostgresEventStore, db: Db) -> tuple[int, float]:
+    """Project `products` from zero into `db` (indexes first, as a worker does); events, seconds."""
+    await ensure_indexes(db, "products")
+    runner = CatchUp(store, Checkpoints(db), ParkedEvents(db), batch_size=BATCH)
+    with Stopwatch() as watch:
+        events = await runner.run(build("products", db))
+    return events, watch.seconds
+
+
+async def bulk_write_ceiling(db: Db, docs: list[dict[str, Any]], calls: int) -> float:
+    """Seconds to insert `docs` into an empty indexed collection in `calls` bulk_writes."""
+    collection = db["ceiling_products"]
+    await collection.create_indexes(INDEXES["products"])
+    per_call = math.ceil(len(docs) / max(1, calls))
+    with Stopwatch() as watch:
+        for start in range(0, len(docs), per_call):
+            ops = [InsertOne(doc) for doc in docs[start : start + per_call]]
+            await collection.bulk_write(ops, ordered=False)
+    return watch.seconds
+
+
+@contextlib.contextmanager
+def no_retire_grace() -> Iterator[None]:
+    """Drop the old generation at once: the grace is a sleep for readers, and nobody reads here."""
+    saved = rebuild_module.OLD_GENERATION_GRACE_SECONDS
+    rebuild_module.OLD_GENERATION_GRACE_SECONDS = 0.0
+    try:
+        yield
+    finally:
+        rebuild_module.OLD_GENERATION_GRACE_SECONDS = saved
+
+
+async def timed_rebuild(engine: AsyncEngine, db: Db) -> tuple[int, float]:
+    """Rebuild `products` beside its live generation (swap included); events, seconds."""
+    with no_retire_grace(), Stopwatch() as watch:
+        result = await rebuild_module.rebuild("products", engine, db, batch_size=BATCH)
+    return result.events, watch.seconds
+
+
+async def read_all(store: PostgresEventStore, decode: bool) -> tuple[int, float]:
+    """Page through the whole store with read_all (and decode every event); events, seconds."""
+    codec, position, count = EventCodec(), None, 0
+    with Stopwatch() as watch:
+        while events := await store.read_all(position, BATCH):
+            if decode:
+                for event in events:
+                    codec.decode(event)
+            count += len(events)
+            position = events[-1].position
+    return count, watch.seconds
+
+
+async def raw_keyset(conn: asyncpg.Connection) -> tuple[int, float]:
+    """Page through the whole store with raw asyncpg keyset queries (rows only); events, seconds."""
+    txid, position, count = "0", 0, 0
+    with Stopwatch() as watch:
+        while rows := await conn.fetch(RAW_KEYSET, txid, position, BATCH):
+            count += len(rows)
+            txid, position = str(rows[-1]["txid"]), rows[-1]["position"]
+    return count, watch.seconds
+
+
+def check(name: str, got: int, expected: int) -> None:
+    """Refuse a measurement that did not process every event."""
+    if got != expected:
+        raise RuntimeError(f"{name} processed {got} events, expected {expected}")
+
+
+async def projection_run(
+    store: PostgresEventStore, mongo: AsyncMongoClient[dict[str, Any]], total: int
+) -> dict[str, float]:
+    """Catch-up, ceiling and rebuild in a fresh MongoDB database; their rates."""
+    name = f"bench_fig4_{uuid.uuid4().hex[:10]}"
+    db = mongo[name]
+    try:
+        events, seconds = await catch_up(store, db)
+        check("catch-up", events, total)
+        docs = [doc async for doc in db["products"].find({})]
+        ceiling = await bulk_write_ceiling(db, docs, math.ceil(total / BATCH))
+        rebuilt, rebuild_seconds = await timed_rebuild(store.engine, db)
+        check("rebuild", rebuilt, total)
+    finally:
+        await mongo.drop_database(name)
+    return {
+        "catch-up (products, from zero)": total / seconds,
+        "rebuild (products, blue/green)": total / rebuild_seconds,
+        "bulk_write ceiling (same documents)": len(docs) / ceiling,
+        "bulk_write ceiling, as events": total / ceiling,
+    }
+
+
+async def read_run(
+    store: PostgresEventStore, conn: asyncpg.Connection, total: int
+) -> dict[str, float]:
+    """The three ways of reading the whole store; their rates."""
+    rates = {}
+    ways: list[tuple[str, Callable[[], Awaitable[tuple[int, float]]]]] = [
+        ("read_all only", partial(read_all, store, decode=False)),
+        ("read_all + EventCodec.decode", partial(read_all, store, decode=True)),
+        ("raw asyncpg keyset read", partial(raw_keyset, conn)),
+    ]
+    for label, measure in ways:
+        events, seconds = await measure()
+        check(label, events, total)
+        rates[label] = total / seconds
+    return rates
+
+
+def conclude(figure: Figure, total: int, heavy_runs: int) -> None:
+    """Ratios, targets and notes."""
+    catch_up_ratio = figure.ratio(
+        "catch-up / bulk_write ceiling",
+        "catch-up (products, from zero)",
+        "bulk_write ceiling, as events",
+    )
+    figure.ratio(
+        "rebuild / bulk_write ceiling",
+        "rebuild (products, blue/green)",
+        "bulk_write ceiling, as events",
+    )
+    figure.ratio(
+        "read_all + decode / raw keyset", "read_all + EventCodec.decode", "raw asyncpg keyset read"
+    )
+    figure.target(
+        "projection catch-up >= 80 % of the MongoDB bulk_write ceiling",
+        catch_up_ratio >= 0.8,
+        f"{catch_up_ratio:.0%} ({figure.median('catch-up (products, from zero)'):,.0f} vs "
+        f"{figure.median('bulk_write ceiling, as events'):,.0f} events/s)",
+    )
+    decode = figure.median("read_all + EventCodec.decode")
+    figure.target(
+        "event read + decode >= 100k events/s",
+        decode >= 100_000,
+        f"{decode:,.0f} events/s",
+    )
+    figure.notes += [
+        f"{total:,} events ({total // EVENTS_PER_SKU:,} products: registered, renamed, stock "
+        f"opened and received), pages of {BATCH} events; every run checks it saw all of them.",
+        "Catch-up and rebuild run in this process (CatchUp / workers.rebuild), each into an empty "
+        "MongoDB database with the query indexes created first.",
+        "Ceiling: the catch-up's final documents inserted into an empty collection with the same "
+        "indexes, unordered InsertOne bulk_writes, as many calls as catch-up batches; "
+        "'as events' = events / ceiling seconds.",
+        "Rebuild: new generation from zero (indexes first), handoff, catch-up, alias swap, "
+        "old generation dropped; its 2 s grace before the drop (a sleep for readers, no work) "
+        "is set to 0 here.",
+        f"Catch-up and rebuild: {heavy_runs} run(s) without warm-up (each starts from an empty "
+        "database; a small insert warms the MongoDB connection); reads: the mode's warm-up and "
+        f"{heavy_runs} run(s).",
+        "Raw keyset: the same columns and keyset order as read_all, rows only (jsonb left as "
+        "text, no watermark filter).",
+    ]
+
+
+async def warm_up(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    """Open MongoDB connections and touch an indexed collection once."""
+    name = f"bench_fig4_warm_{uuid.uuid4().hex[:6]}"
+    await mongo[name]["warm"].insert_many([{"n": n} for n in range(100)])
+    await mongo.drop_database(name)
+
+
+async def run(ctx: BenchContext) -> Figure:
+    """Figure 4."""
+    figure = Figure(4, "Projection catch-up and rebuild")
+    # Catch-up + ceiling + rebuild of 100k events takes about a minute: at most 3 runs of it.
+    heavy = dataclasses.replace(ctx.mode, warmups=0, repetitions=min(3, ctx.mode.repetitions))
+    reads = dataclasses.replace(ctx.mode, repetitions=heavy.repetitions)
+    url = await ctx.fresh_database()
+    engine = create_async_engine(url, pool_size=4)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(ctx.mongodb_url, tz_aware=True)
+    conn = await asyncpg.connect(ctx.plain(url))
+    try:
+        store = PostgresEventStore(engine)
+        total = await seed(store, ctx.mode.count(100_000))
+        await warm_up(mongo)
+        await repeat(heavy, lambda: projection_run(store, mongo, total), figure, UNITS)
+        await repeat(reads, lambda: read_run(store, conn, total), figure, UNITS)
+    finally:
+        await conn.close()
+        await mongo.close()
+        await engine.dispose()
+    conclude(figure, total, heavy.repetitions)
+    return figure
