@@ -1,0 +1,150 @@
+"""One contract, two event stores: in-memory and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventstore.base import (
+    Completion,
+    EventStore,
+    IdempotencyClaim,
+    IdempotencyConflict,
+    StoredResponse,
+)
+from eventstore.memory import InMemoryEventStore
+from eventstore.positions import Position
+from eventstore.postgres import PostgresEventStore
+from eventstore.records import NewEvent, StreamAppend, WrongExpectedVersion
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def store(request: pytest.FixtureRequest, engine: AsyncEngine, clean_db: None) -> EventStore:
+    """Each store, empty."""
+    if request.param == "memory":
+        return InMemoryEventStore()
+    return PostgresEventStore(engine)
+
+
+def events(*names: str) -> list[NewEvent]:
+    """New events with the given type names and a little data."""
+    return [
+        NewEvent(name, {"n": i, "text": "é ✓"}, datetime.now(UTC)) for i, name in enumerate(names)
+    ]
+
+
+def stream(expected: int = 0, *names: str, stream_id: object = None) -> StreamAppend:
+    """A StreamAppend for a new or given stream."""
+    sid = stream_id or uuid4()
+    return StreamAppend(
+        sid, "Thing", expected, events(*(names or ("ThingHappened",))), {"actor": "t"}
+    )  # type: ignore[arg-type]
+
+
+async def test_append_then_read_the_stream_back(store: EventStore) -> None:
+    append = stream(0, "A", "B", "C")
+    [result] = await store.append(append)
+    assert result.version == 3
+    read = await store.read_stream(append.stream_id)
+    assert [(e.version, e.type, e.data["n"]) for e in read] == [
+        (1, "A", 0),
+        (2, "B", 1),
+        (3, "C", 2),
+    ]
+    assert all(e.metadata == {"actor": "t"} and e.data["text"] == "é ✓" for e in read)
+    assert read[-1].position == result.position
+    assert [e.position for e in read] == sorted(e.position for e in read)
+    assert Position.parse(read[0].token) == read[0].position
+
+
+async def test_read_stream_from_a_version_with_a_limit(store: EventStore) -> None:
+    append = stream(0, "A", "B", "C", "D")
+    await store.append(append)
+    page = await store.read_stream(append.stream_id, from_version=2, limit=2)
+    assert [e.type for e in page] == ["B", "C"]
+    assert await store.read_stream(uuid4()) == []
+
+
+async def test_expected_version_conflict_appends_nothing(store: EventStore) -> None:
+    first = stream(0, "A")
+    await store.append(first)
+    for wrong in (0, 2, 7):
+        with pytest.raises(WrongExpectedVersion):
+            await store.append(stream(wrong, "B", stream_id=first.stream_id))
+    assert [e.type for e in await store.read_stream(first.stream_id)] == ["A"]
+    await store.append(stream(1, "B", stream_id=first.stream_id))
+    assert len(await store.read_stream(first.stream_id)) == 2
+
+
+async def test_an_append_to_several_streams_is_all_or_nothing(store: EventStore) -> None:
+    existing = stream(0, "A")
+    await store.append(existing)
+    fresh = stream(0, "X", "Y")
+    stale = stream(0, "B", stream_id=existing.stream_id)
+    with pytest.raises(WrongExpectedVersion):
+        await store.append(fresh, stale)
+    assert await store.read_stream(fresh.stream_id) == []
+    results = await store.append(fresh, stream(1, "B", stream_id=existing.stream_id))
+    assert [r.version for r in results] == [2, 2]
+    assert results[0].position.transaction_id == results[1].position.transaction_id
+
+
+async def test_read_all_follows_by_token_in_pages(store: EventStore) -> None:
+    for _ in range(5):
+        await store.append(stream(0, "A", "B"))
+    everything = await store.read_all(limit=100)
+    assert len(everything) == 10
+    seen, after = [], None
+    while page := await store.read_all(after, limit=3):
+        seen.extend(page)
+        after = Position.parse(page[-1].token)
+    assert [e.event_id for e in seen] == [e.event_id for e in everything]
+    assert await store.read_all(everything[4].position, limit=100) == everything[5:]
+
+
+async def test_idempotency_claim_complete_replay(store: EventStore) -> None:
+    claim = await store.claim_idempotency("alice", "key-1", "hash-1")
+    assert isinstance(claim, IdempotencyClaim)
+    with pytest.raises(IdempotencyConflict) as in_flight:
+        await store.claim_idempotency("alice", "key-1", "hash-1")
+    assert in_flight.value.reason == "in_flight"
+    response = StoredResponse(201, {"id": "x", "version": 1}, {"ETag": '"1"'})
+    await store.complete_idempotency(claim, response)
+    assert await store.claim_idempotency("alice", "key-1", "hash-1") == response
+    with pytest.raises(IdempotencyConflict) as mismatch:
+        await store.claim_idempotency("alice", "key-1", "hash-2")
+    assert mismatch.value.reason == "body_mismatch"
+    assert isinstance(await store.claim_idempotency("bob", "key-1", "hash-2"), IdempotencyClaim)
+
+
+async def test_a_released_claim_can_be_taken_again(store: EventStore) -> None:
+    claim = await store.claim_idempotency("alice", "key-2", "h")
+    assert isinstance(claim, IdempotencyClaim)
+    await store.release_idempotency(claim)
+    assert isinstance(await store.claim_idempotency("alice", "key-2", "h"), IdempotencyClaim)
+
+
+async def test_completion_commits_with_the_append_or_not_at_all(store: EventStore) -> None:
+    claim = await store.claim_idempotency("alice", "key-3", "h")
+    assert isinstance(claim, IdempotencyClaim)
+    respond: Callable[..., StoredResponse] = lambda results: StoredResponse(  # noqa: E731
+        201, {"version": results[0].version}
+    )
+    existing = stream(0, "A")
+    await store.append(existing)
+    with pytest.raises(WrongExpectedVersion):
+        await store.append(
+            stream(0, "B", stream_id=existing.stream_id), completion=Completion(claim, respond)
+        )
+    with pytest.raises(IdempotencyConflict):  # still in flight: the failed append stored nothing
+        await store.claim_idempotency("alice", "key-3", "h")
+    await store.append(
+        stream(1, "B", stream_id=existing.stream_id), completion=Completion(claim, respond)
+    )
+    assert await store.claim_idempotency("alice", "key-3", "h") == StoredResponse(
+        201, {"version": 2}
+    )

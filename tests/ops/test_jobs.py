@@ -1,0 +1,104 @@
+"""Rebuild and replay as jobs: started through the ops API, run by a dramatiq worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from command_api.app import create_app
+from core.settings import Settings
+from eventstore.postgres import PostgresEventStore
+from projections.aliases import Aliases
+from tests.ops.helpers import Db, caught_up
+from tests.readside.test_fulfilment import place, setup_catalog
+from tests.support.processes import dramatiq_worker
+
+Auth = Callable[..., dict[str, str]]
+ALL = ["products", "stock", "orders", "sales_daily", "audit_log", "fulfilment"]
+
+
+@pytest.fixture
+def worker_process(read_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker on the test's stores and the run's Redis."""
+    env = {
+        "DATABASE_URL": read_settings.database_url,
+        "MONGODB_URL": read_settings.mongodb_url,
+        "MONGODB_DB": read_settings.mongodb_db,
+        "REDIS_URL": read_settings.redis_url,
+        "JWT_SECRET": "unused",
+        "PROJECTION_TICK_SECONDS": "0.1",
+    }
+    with dramatiq_worker(env, tmp_path / "worker.log") as process:
+        yield process
+
+
+@pytest.fixture
+async def ops(read_settings: Settings, clean_db: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The command API with its ops routes wired to the test's read models and Redis."""
+    app = create_app(read_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ops") as client:
+            yield client
+
+
+async def finished(ops: httpx.AsyncClient, admin: dict[str, str], url: str) -> dict[str, Any]:
+    """Follow a job until it is done or failed (bounded)."""
+    deadline = time.monotonic() + 60
+    while (job := (await ops.get(url, headers=admin)).json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.1)
+    return job
+
+
+async def test_rebuild_and_replay_jobs_run_on_a_worker_and_report_progress(
+    ops: httpx.AsyncClient,
+    auth: Auth,
+    admin: dict[str, str],
+    worker_process: subprocess.Popen[bytes],
+    pg_store: PostgresEventStore,
+    mongo_db: Db,
+) -> None:
+    await setup_catalog(ops, auth(), {"JOB": 5})
+    order = await place(ops, auth(), JOB=2)
+    await caught_up(pg_store, mongo_db, ALL, seconds=30)
+
+    started = await ops.post("/api/v1/ops/projections/products/rebuild", headers=admin)
+    assert started.status_code == 202, started.text
+    job = await finished(ops, admin, started.json()["status_url"])
+    assert job["status"] == "done" and job["kind"] == "rebuild" and job["target"] == "products"
+    assert job["result"]["generation"] == 1 and job["done"] == job["total"] > 0
+    assert (await Aliases(mongo_db).live("products"))[0] == 1
+    assert await mongo_db["products__g1"].count_documents({"sku": "JOB", "reserved": 2}) == 1
+
+    replay = await ops.post(f"/api/v1/ops/streams/{order}/replay", headers=admin)
+    assert replay.status_code == 202
+    replayed = await finished(ops, admin, replay.json()["status_url"])
+    assert replayed["status"] == "done", replayed
+    assert replayed["result"]["orders"] == 1 and replayed["result"]["sales_daily"] == 1
+
+
+async def test_ops_job_routes_refuse_what_does_not_exist_or_is_not_allowed(
+    ops: httpx.AsyncClient, auth: Auth, admin: dict[str, str]
+) -> None:
+    missing_stream = "00000000-0000-0000-0000-000000000000"
+    assert (
+        await ops.post("/api/v1/ops/projections/nope/rebuild", headers=admin)
+    ).status_code == 404
+    assert (
+        await ops.post(f"/api/v1/ops/streams/{missing_stream}/replay", headers=admin)
+    ).status_code == 404
+    assert (await ops.get(f"/api/v1/ops/jobs/{'0' * 32}", headers=admin)).status_code == 404
+    assert (await ops.get("/api/v1/ops/jobs/not-a-job-id", headers=admin)).status_code == 422
+    writer = auth("commands:write")
+    assert (
+        await ops.post("/api/v1/ops/projections/products/rebuild", headers=writer)
+    ).status_code == 403
+    assert (await ops.post("/api/v1/ops/projections/products/rebuild")).status_code == 401
