@@ -87,6 +87,7 @@ _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -244,7 +245,15 @@ class PostgresEventStore:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            rows: list[Any] = await driver.fetch(statement.sql, *statement.args(params))
+            try:
+                rows: list[Any] = await driver.fetch(statement.sql, *statement.args(params))
+            except asyncpg.PostgresError:
+                raise  # the server answered: the connection is fine
+            except BaseException as exc:
+                # Lost, cancelled mid-statement or out of step: SQLAlchemy never saw the error,
+                # so it would pool this connection again ("another operation is in progress").
+                await conn.invalidate(exc if isinstance(exc, Exception) else None)
+                raise
             return rows
 
     async def claim_idempotency(
