@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -12,6 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from projections.base import Document
 
 JOBS = "jobs"
+# A running job whose owner has not written for this long is taken to be dead (and re-runnable).
+STALE_SECONDS = 30.0
 
 
 class Jobs:
@@ -30,6 +32,35 @@ class Jobs:
     async def get(self, job_id: str) -> Document | None:
         """A job, or None."""
         return await self.collection.find_one({"_id": job_id})
+
+    async def claim(self, job_id: str, owner: str) -> bool:
+        """Start a job unless it is done or alive elsewhere: a redelivered message is a no-op."""
+        now = datetime.now(UTC)
+        stale = now - timedelta(seconds=STALE_SECONDS)
+        result = await self.collection.update_one(
+            {
+                "_id": job_id,
+                "$or": [
+                    {"status": "queued"},
+                    # Its worker died mid-run (the broker redelivers its message): take it over.
+                    {"status": "running", "heartbeat_at": {"$lt": stale}},
+                ],
+            },
+            {
+                "$set": {
+                    "status": "running",
+                    "owner": owner,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                },
+                "$inc": {"runs": 1},
+            },
+        )
+        return result.modified_count == 1
+
+    async def beat(self, job_id: str) -> None:
+        """Say the job's owner is alive."""
+        await self.update(job_id, heartbeat_at=datetime.now(UTC))
 
     async def update(self, job_id: str, **fields: Any) -> None:
         """Set fields of a job."""

@@ -12,8 +12,9 @@ Interrupted, it resumes from the new generation's own checkpoint; `restart` star
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -27,6 +28,7 @@ from projections.base import Document, Subscriber
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build, ensure_indexes
 from workers.handoff import handoff
+from workers.lease import Lease
 from workers.runner import CatchUp
 
 Progress = Callable[[int, int], None]  # events done, events in total (so far)
@@ -66,6 +68,18 @@ async def rebuild(
     """Rebuild projection `name` into a new generation and swap it in."""
     if name not in PROJECTIONS:
         raise KeyError(f"unknown projection {name!r}")
+    async with exclusively(engine, f"rebuild:{name}"):
+        return await _rebuild(name, engine, db, progress, restart, batch_size)
+
+
+async def _rebuild(
+    name: str,
+    engine: AsyncEngine,
+    db: AsyncDatabase[Document],
+    progress: Progress | None,
+    restart: bool,
+    batch_size: int,
+) -> RebuildResult:
     started, aliases = time.monotonic(), Aliases(db)
     generation, resumed = await _generation(aliases, db, name, restart)
     names = generation_names(name, generation)
@@ -82,6 +96,24 @@ async def rebuild(
         await catch_up.parked.adopt(name, shadow.name)
     await _retire(db, name, old_generation, shadow.name)
     return RebuildResult(name, generation, done, time.monotonic() - started, resumed)
+
+
+@contextlib.asynccontextmanager
+async def exclusively(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
+    """Hold lock `name` across all workers while inside, waiting for it if another holds it.
+
+    Two rebuilds of one projection would share the pending generation, and the later one would
+    drop the collections the earlier one had just made live.
+    """
+    lock = Lease(engine, name)
+    while True:
+        if await lock.try_acquire():
+            break
+        await asyncio.sleep(0.2)  # another worker's rebuild: wait for it to finish
+    try:
+        yield
+    finally:
+        await lock.release()
 
 
 async def _generation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,9 @@ from projections.base import Document
 from workers.jobs import Jobs, ProgressReporter
 from workers.rebuild import rebuild
 from workers.replay import replay_stream
+from workers.service import worker_name
+
+log = logging.getLogger(__name__)
 
 Stores = tuple[AsyncEngine, AsyncDatabase[Document]]
 
@@ -42,9 +46,11 @@ async def run_job(
     """Run `work`, keeping the job document's status and progress current."""
     async with stores(settings, "job") as (engine, db):
         jobs = Jobs(db)
+        if not await jobs.claim(job_id, worker_name(settings)):
+            log.info("job %s is done or running elsewhere: this delivery is a duplicate", job_id)
+            return
         reporter = ProgressReporter(jobs, job_id)
-        await jobs.update(job_id, status="running", started_at=datetime.now(UTC))
-        flusher = asyncio.create_task(_flush_periodically(reporter))
+        flusher = asyncio.create_task(_flush_periodically(jobs, job_id, reporter))
         try:
             result = await work((engine, db), reporter)
         except Exception as exc:
@@ -59,10 +65,14 @@ async def run_job(
         await jobs.update(job_id, **done)
 
 
-async def _flush_periodically(reporter: ProgressReporter) -> None:
+async def _flush_periodically(jobs: Jobs, job_id: str, reporter: ProgressReporter) -> None:
+    beats = 0
     while True:
         await asyncio.sleep(reporter.interval)
         await reporter.flush()
+        beats += 1
+        if beats % 10 == 0:  # every few seconds: well inside the staleness limit
+            await jobs.beat(job_id)
 
 
 def _plain(result: Any) -> Any:
