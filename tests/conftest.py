@@ -39,6 +39,22 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+asyncpg://" + url.split("://", 1)[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--long` runs the reliability tests in their long form (minutes instead of seconds)."""
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=os.environ.get("ORDERTRAIL_LONG") == "1",
+        help="long form of the reliability suite: 5-minute soak, longer fault windows",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_form(request: pytest.FixtureRequest) -> bool:
+    """Whether this run is the long form (`pytest --long` or ORDERTRAIL_LONG=1)."""
+    return bool(request.config.getoption("--long"))
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """An admin URL of the server this run uses."""

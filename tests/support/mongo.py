@@ -58,3 +58,36 @@ def mongo_url() -> Iterator[str]:
         return
     with secantus_server() as (url, _):
         yield url
+
+
+class OwnMongo:
+    """A secantusdb server on a fixed port with its data on disk: stopped and restarted by pid."""
+
+    def __init__(self, port: int, storage: Path) -> None:
+        self.port, self.storage = port, storage
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its URL."""
+        return f"mongodb://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start (reopening the same data) and wait until it answers ping."""
+        binary = Path(sys.executable).parent / "secantusd-py"
+        argv = [str(binary), "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--storage-path", str(self.storage), "--log-level", "WARNING"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_mongo(self.url)
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL)."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
