@@ -195,18 +195,51 @@ async def wait_any(*events: asyncio.Event, seconds: float) -> None:
             waiter.cancel()
 
 
+LISTENER_NAME = "ordertrail-listener"
+LISTENER_CHECK_SECONDS = 1.0
+
+
 @contextlib.asynccontextmanager
 async def listening(settings: Settings, wake: Callable[[], None]) -> Any:
-    """LISTEN for appends while inside; without a connection, the tick alone drives us."""
-    conn: asyncpg.Connection | None = None
-    try:
-        conn = await asyncpg.connect(asyncpg_dsn(settings.database_url), timeout=3)
-        await conn.add_listener(CHANNEL, lambda *_: wake())
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        log.warning("LISTEN unavailable, relying on ticks: %s", exc)
+    """LISTEN for appends while inside, reconnecting whenever the connection is lost.
+
+    Without a connection the tick alone drives the subscribers; a listener that never came back
+    after a PostgreSQL restart would leave every projection a tick behind for good.
+    """
+    stop = asyncio.Event()
+    task = asyncio.create_task(_listen(settings, wake, stop), name="listener")
     try:
         yield
     finally:
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        stop.set()
+        await task
+
+
+async def _listen(settings: Settings, wake: Callable[[], None], stop: asyncio.Event) -> None:
+    warned = False
+    while not stop.is_set():
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(
+                asyncpg_dsn(settings.database_url),
+                timeout=settings.db_connect_timeout,
+                server_settings={"application_name": LISTENER_NAME},
+            )
+            await conn.add_listener(CHANNEL, lambda *_: wake())
+            if warned:
+                log.info("LISTEN connection restored")
+            warned = False
+            wake()  # notifications sent while we were away are lost: look now
+            while not stop.is_set():
+                await wait_any(stop, seconds=LISTENER_CHECK_SECONDS)
+                # An idle connection does not notice a server restart until it is used.
+                await conn.fetchval("SELECT 1", timeout=settings.db_connect_timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if not warned:
+                log.warning("LISTEN unavailable, relying on ticks until it is back: %s", exc)
+                warned = True
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+        await wait_any(stop, seconds=LISTENER_CHECK_SECONDS)
