@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -39,6 +40,7 @@ from tests.support.postgres import OwnPostgres, server_binaries
 from tests.support.redis import OwnRedis
 from tests.support.servers import free_port, in_thread, run_sql, with_database
 from workers.jobs import Jobs
+from workers.service import LISTENER_NAME
 
 Auth = Callable[..., dict[str, str]]
 SKUS = ["FAULT-A", "FAULT-B", "FAULT-C", "FAULT-D"]
@@ -246,6 +248,8 @@ async def test_postgres_restarted_under_load_answers_503_and_never_a_false_2xx(
                     own_postgres.start()
                     back = len(load.outcomes)
                     await wait_for(lambda: _succeeded_since(load, back), "commands to recover", 30)
+                    # The worker's LISTEN connection comes back too (else it would tick along).
+                    await wait_for(lambda: _listening(engine), "the worker to LISTEN again", 30)
                     await load.until(40)
                 await assert_consistent(settings, engine, mongo_db, load)
     finally:
@@ -254,6 +258,12 @@ async def test_postgres_restarted_under_load_answers_503_and_never_a_false_2xx(
     assert any(o.status == 503 for o in outage)
     # Fail fast: a client learns the store is down within the connect timeout, not a hang.
     assert max(o.seconds for o in outage if o.status == 503) < settings.db_connect_timeout + 2
+
+
+async def _listening(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
+        return bool(await conn.scalar(sa.text(query), {"name": LISTENER_NAME}))
 
 
 async def _succeeded_since(load: CommandLoad, start: int) -> bool:
