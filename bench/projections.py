@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.context import BenchContext
 from bench.core import Figure, Stopwatch, repeat
+from core.db import JSON_OPTIONS
 from domain.catalog import Product
 from domain.inventory import StockItem
 from eventstore.postgres import PostgresEventStore
@@ -240,7 +241,7 @@ async def run(ctx: BenchContext) -> Figure:
     heavy = dataclasses.replace(ctx.mode, warmups=0, repetitions=min(3, ctx.mode.repetitions))
     reads = dataclasses.replace(ctx.mode, repetitions=heavy.repetitions)
     url = await ctx.fresh_database()
-    engine = create_async_engine(url, pool_size=4)
+    engine = create_async_engine(url, pool_size=4, **JSON_OPTIONS)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(ctx.mongodb_url, tz_aware=True)
     conn = await asyncpg.connect(ctx.plain(url))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -64,7 +65,38 @@ def from_jsonable(hint: Any, value: Any) -> Any:
     return value
 
 
+Converter = Callable[[Any], Any]
+
+
+@functools.cache
+def converter(hint: Any) -> Converter | None:
+    """A function rebuilding a value of type `hint` from JSON, or None if JSON already is one.
+
+    Worked out once per type: decoding is on the catch-up's hot path, and re-inspecting the
+    type hints of every field of every event cost more than the JSON parsing itself.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = converter(next(a for a in args if a is not type(None)))
+        if inner is None:
+            return None
+        return lambda value: None if value is None else inner(value)
+    if origin in (tuple, list):
+        item = converter(args[0]) if args else None
+        if item is None:
+            return origin  # type: ignore[no-any-return]
+        return lambda value: origin(item(v) for v in value)
+    if hint in (Decimal, UUID):
+        return hint  # type: ignore[no-any-return]
+    if hint is datetime:
+        return datetime.fromisoformat
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return functools.partial(from_jsonable, hint)
+    return None
+
+
 _HINTS: dict[EventClass, dict[str, Any]] = {}
+_CONVERTERS: dict[EventClass, tuple[tuple[str, Converter], ...]] = {}
 
 
 def _payload_hints(event_cls: EventClass) -> dict[str, Any]:
@@ -74,6 +106,20 @@ def _payload_hints(event_cls: EventClass) -> dict[str, Any]:
         fields = dataclasses.fields(cast(Any, event_cls))
         _HINTS[event_cls] = {f.name: hints[f.name] for f in fields if f.name not in ENVELOPE_FIELDS}
     return _HINTS[event_cls]
+
+
+def _converters(event_cls: EventClass) -> tuple[tuple[str, Converter], ...]:
+    """The payload fields of an event class that need converting, with their converters."""
+    found = _CONVERTERS.get(event_cls)
+    if found is None:
+        pairs = ((name, converter(hint)) for name, hint in _payload_hints(event_cls).items())
+        found = _CONVERTERS[event_cls] = tuple((n, c) for n, c in pairs if c is not None)
+    return found
+
+
+@functools.cache
+def _topic(stream_type: str) -> str:
+    return get_topic(STREAM_TYPES[stream_type])
 
 
 class EventCodec:
@@ -111,10 +157,11 @@ class EventCodec:
             raise SerializationError(f"unknown event type {stored.type!r}")
         event_cls: Any = EVENT_TYPES[stored.type][0]
         data = self.upcast(stored.type, stored.schema_version, stored.data)
-        hints = _payload_hints(event_cls)
-        kwargs = {k: from_jsonable(hint, data[k]) for k, hint in hints.items()}
+        kwargs = {k: data[k] for k in _payload_hints(event_cls)}
+        for name, convert in _converters(event_cls):
+            kwargs[name] = convert(kwargs[name])
         if issubclass(event_cls, CanInitAggregate):
-            kwargs["originator_topic"] = get_topic(STREAM_TYPES[stored.stream_type])
+            kwargs["originator_topic"] = _topic(stored.stream_type)
         event: CanMutateAggregate[Any] = event_cls(
             originator_id=stored.stream_id,
             originator_version=stored.version,
