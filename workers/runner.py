@@ -9,6 +9,7 @@ Database failures are not the event's fault: they propagate and the batch is ret
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,19 +44,26 @@ class CatchUp:
     ) -> int:
         """Apply every event after the checkpoint; returns how many events were read."""
         position, total = await self.checkpoints.load(subscriber.name), 0
-        while events := await self.store.read_all(position, self.batch_size):
-            if still_owner is not None and not await still_owner():
-                break  # lost the lease: stop before writing anything more
-            relevant = [e for e in events if e.type in subscriber.handles]
-            started = time.perf_counter()
-            await self.apply(subscriber, relevant)
-            BATCH_SECONDS.labels(subscriber.name).observe(time.perf_counter() - started)
-            BATCH_EVENTS.labels(subscriber.name).observe(len(events))
-            position = events[-1].position
-            await self.checkpoints.save(subscriber.name, position, len(events))
-            if self.on_batch is not None:
-                self.on_batch(subscriber.name, events[0].token, events[-1].token, len(events))
-            total += len(events)
+        page = asyncio.ensure_future(self.store.read_all(position, self.batch_size))
+        try:
+            while events := await page:
+                if still_owner is not None and not await still_owner():
+                    break  # lost the lease: stop before writing anything more
+                # Read the next page while this one is written: PostgreSQL and the read-model
+                # server work side by side instead of taking turns.
+                position = events[-1].position
+                page = asyncio.ensure_future(self.store.read_all(position, self.batch_size))
+                relevant = [e for e in events if e.type in subscriber.handles]
+                started = time.perf_counter()
+                await self.apply(subscriber, relevant)
+                BATCH_SECONDS.labels(subscriber.name).observe(time.perf_counter() - started)
+                BATCH_EVENTS.labels(subscriber.name).observe(len(events))
+                await self.checkpoints.save(subscriber.name, position, len(events))
+                if self.on_batch is not None:
+                    self.on_batch(subscriber.name, events[0].token, events[-1].token, len(events))
+                total += len(events)
+        finally:
+            await _discard(page)
         return total
 
     async def apply(self, subscriber: Subscriber, events: Sequence[StoredEvent]) -> None:
@@ -81,6 +89,14 @@ class CatchUp:
         log.error("%s parks %s: %s", name, error.event.token, error)
         await self.parked.park(name, error.event, str(error), attempts)
         await self.checkpoints.record_error(name, str(error))
+
+
+async def _discard(page: asyncio.Future[list[StoredEvent]]) -> None:
+    """Cancel a read nobody will use (and collect its outcome, so nothing is left dangling)."""
+    if not page.done():
+        page.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await page
 
 
 async def drain(catch_up: CatchUp, subscribers: Sequence[Subscriber]) -> int:
