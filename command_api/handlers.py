@@ -74,7 +74,7 @@ async def discontinue_product(
 async def receive_stock(cmd: commands.ReceiveStock, repo: Repository, ctx: Context) -> Outcome:
     """Receive goods for a registered SKU, opening its stock record on the first receipt."""
     sku = normalize_sku(cmd.sku)
-    if await repo.get(Product, product_id(sku)) is None:
+    if not await repo.exists(Product, product_id(sku)):
         raise NotFound(f"product with SKU {sku} not found")
 
     def decide(item: StockItem | None) -> StockItem:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.errors import DomainError
 from domain.registry import stream_type_of
 from eventstore.base import Completion, EventStore, IdempotencyClaim, StoredResponse
 from eventstore.positions import Position
@@ -69,10 +71,35 @@ class Context:
 
 
 class Repository:
-    """Aggregates in and out of an event store."""
+    """Aggregates in and out of an event store.
 
-    def __init__(self, store: EventStore, codec: EventCodec | None = None, retries: int = 5):
+    It keeps the aggregates it last saved (an LRU of `cache_size`), so a command on a stream
+    this process wrote last needs no read: one round trip, the append. The append's expected
+    version proves the cached state is the stored one; if another process wrote in between, the
+    append fails and the command is re-run on the stream as stored. A cached decision that would
+    not append (a refusal, a no-op) is never trusted: it is re-made on the stored state.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        codec: EventCodec | None = None,
+        retries: int = 5,
+        cache_size: int = 10_000,
+    ):
         self.store, self.codec, self.retries = store, codec or EventCodec(), retries
+        self.cache_size = cache_size
+        self._cache: OrderedDict[UUID, Loaded[Any]] = OrderedDict()
+        self._exists: OrderedDict[UUID, None] = OrderedDict()
+
+    async def exists(self, cls: type[A], stream_id: UUID) -> bool:
+        """Whether the aggregate exists (streams are never deleted, so a yes is remembered)."""
+        if stream_id in self._exists or stream_id in self._cache:
+            return True
+        if await self.get(cls, stream_id) is None:
+            return False
+        self._remember(self._exists, stream_id, None)
+        return True
 
     async def get(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
         """The aggregate rebuilt from all its events, or None if the stream is empty."""
@@ -95,6 +122,8 @@ class Repository:
     ) -> Outcome:
         """Run `decide` on the current state and append its events, retrying lost races."""
         context = context or Context()
+        if (outcome := await self._execute_cached(cls, stream_id, decide, context)) is not None:
+            return outcome
         for attempt in range(self.retries + 1):
             if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
                 await asyncio.sleep(random.uniform(0, 0.004 * 2**attempt))
@@ -109,6 +138,33 @@ class Repository:
                 if context.expected_version is not None:
                     raise PreconditionFailed(context.expected_version, version) from None
         raise ConcurrencyConflict(f"stream {stream_id} kept changing; gave up after retries")
+
+    async def _execute_cached(
+        self,
+        cls: type[A],
+        stream_id: UUID,
+        decide: Callable[[A | None], A | None],
+        context: Context,
+    ) -> Outcome | None:
+        """The command on the cached aggregate, if that ends in an append; else None."""
+        # Taken out while in use: decide() mutates it, and a failed attempt must not leave a
+        # half-changed aggregate behind for the next command.
+        loaded = self._cache.pop(stream_id, None)
+        if loaded is None or not isinstance(loaded.aggregate, cls):
+            return None
+        version = loaded.aggregate.version
+        if context.expected_version not in (None, version):
+            return None  # perhaps only the cache is behind: judge If-Match on the store
+        try:
+            aggregate = decide(loaded.aggregate)
+        except DomainError:
+            return None  # perhaps only the cache is behind: refuse on the stored state
+        if aggregate is None or not aggregate.pending_events:
+            return None
+        try:
+            return await self._save(cls, stream_id, version, aggregate, loaded, context)
+        except WrongExpectedVersion:
+            return None  # another process wrote: run the command on the stored stream
 
     async def _save(
         self,
@@ -133,7 +189,15 @@ class Repository:
             context.metadata,
         )
         results = await self.store.append(append, completion=_completion(context, version))
+        if aggregate is not None:
+            self._remember(self._cache, stream_id, Loaded(aggregate, results[0].position))
         return _outcome(results[0], version)
+
+    def _remember(self, cache: OrderedDict[UUID, Any], key: UUID, value: Any) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
 
 def _outcome(result: AppendResult, version_before: int) -> Outcome:

@@ -1,0 +1,163 @@
+"""The repository's cache of aggregates it saved: one round trip when it is current, and never
+a wrong answer when another process wrote in between."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.catalog import Product
+from domain.errors import DomainError
+from domain.orders import Order
+from domain.values import OrderLine, product_id
+from eventstore.postgres import PostgresEventStore
+from eventstore.records import StoredEvent
+from eventstore.repository import Context, PreconditionFailed, Repository
+
+
+class CountingStore(PostgresEventStore):
+    """The PostgreSQL store, counting stream reads (the round trips the cache saves)."""
+
+    reads = 0
+
+    async def read_stream(self, stream_id: UUID, *args: Any, **kwargs: Any) -> list[StoredEvent]:
+        """Count, then read."""
+        self.reads += 1
+        return await super().read_stream(stream_id, *args, **kwargs)
+
+
+def new_sku() -> str:
+    """A SKU no other test uses."""
+    return "CACHE-" + uuid.uuid4().hex[:8].upper()
+
+
+def register(sku: str) -> Any:
+    """Decide: register the product."""
+    return lambda _: Product.register(sku, "Mug", "", Decimal("3.00"), "kitchen")
+
+
+def reprice(price: str) -> Any:
+    """Decide: change an existing product's price."""
+
+    def decide(product: Product | None) -> Product:
+        assert product is not None
+        product.reprice(Decimal(price))
+        return product
+
+    return decide
+
+
+def discontinue() -> Any:
+    """Decide: discontinue an existing product."""
+
+    def decide(product: Product | None) -> Product:
+        assert product is not None
+        product.discontinue("gone")
+        return product
+
+    return decide
+
+
+@pytest.fixture
+def two_processes(engine: AsyncEngine) -> tuple[Repository, Repository, CountingStore]:
+    """Two repositories on one store, as two API processes would be."""
+    store = CountingStore(engine)
+    return Repository(store), Repository(PostgresEventStore(engine)), store
+
+
+async def test_a_command_on_a_stream_it_wrote_last_reads_nothing(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """After its own write, the next command is one append: no stream read."""
+    mine, _, store = two_processes
+    sku = new_sku()
+    await mine.execute(Product, product_id(sku), register(sku))
+    before = store.reads
+    outcome = await mine.execute(Product, product_id(sku), reprice("4.00"))
+    assert (outcome.version, store.reads - before) == (2, 0)
+    loaded = await mine.get(Product, product_id(sku))
+    assert loaded is not None and loaded.aggregate.price == Decimal("4.00")
+
+
+async def test_a_write_by_another_process_is_seen_not_overwritten(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """Cache behind the store: the append is refused, the command re-runs on stored state."""
+    mine, theirs, _ = two_processes
+    sku = new_sku()
+    await mine.execute(Product, product_id(sku), register(sku))
+    await theirs.execute(Product, product_id(sku), reprice("5.00"))
+    outcome = await mine.execute(Product, product_id(sku), reprice("6.00"))
+    assert outcome.version == 3
+    events = await mine.store.read_stream(product_id(sku))
+    assert [e.version for e in events] == [1, 2, 3]
+
+
+async def test_a_cached_refusal_is_re_judged_on_the_stored_state(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """The cached order is pending (ship refused); the worker confirmed it: ship must succeed."""
+    mine, theirs, _ = two_processes
+    order_id = uuid.uuid4()
+    line = OrderLine("MUG-001", 1, Decimal("3.00"))
+    await mine.execute(Order, order_id, lambda _: Order.place(uuid.uuid4(), [line], id=order_id))
+
+    def confirm(order: Order | None) -> Order:
+        assert order is not None
+        order.confirm()
+        return order
+
+    def ship(order: Order | None) -> Order:
+        assert order is not None
+        order.ship()
+        return order
+
+    await theirs.execute(Order, order_id, confirm)
+    shipped = await mine.execute(Order, order_id, ship)
+    assert shipped.version == 3
+
+
+async def test_a_refusal_is_judged_on_the_stored_state(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """A stale cache must not refuse: the other process discontinued, so this must be a 409."""
+    mine, theirs, _ = two_processes
+    sku = new_sku()
+    await mine.execute(Product, product_id(sku), register(sku))
+    await theirs.execute(Product, product_id(sku), discontinue())
+    # On the cached (active) product, a reprice would be accepted; the store says otherwise.
+    with pytest.raises(DomainError):
+        await mine.execute(Product, product_id(sku), reprice("7.00"))
+
+
+async def test_if_match_is_judged_on_the_store_not_the_cache(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """If-Match naming the stored version succeeds although this process's cache is older."""
+    mine, theirs, _ = two_processes
+    sku = new_sku()
+    await mine.execute(Product, product_id(sku), register(sku))
+    await theirs.execute(Product, product_id(sku), reprice("5.00"))
+    ok = await mine.execute(Product, product_id(sku), reprice("8.00"), Context(expected_version=2))
+    assert ok.version == 3
+    with pytest.raises(PreconditionFailed):
+        await mine.execute(Product, product_id(sku), reprice("9.00"), Context(expected_version=2))
+
+
+async def test_existence_is_remembered_once_seen(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """`exists` reads the stream until the answer is yes, then never again."""
+    mine, theirs, store = two_processes
+    sku = new_sku()
+    assert not await mine.exists(Product, product_id(sku))
+    await theirs.execute(Product, product_id(sku), register(sku))
+    assert await mine.exists(Product, product_id(sku))
+    before = store.reads
+    assert await mine.exists(Product, product_id(sku))
+    assert store.reads == before
