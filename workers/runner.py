@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from core.metrics import BATCH_EVENTS, BATCH_SECONDS
 from eventstore.base import EventStore
+from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.base import ConcurrentWrite, ProjectorError, Subscriber
 from projections.checkpoints import Checkpoints, ParkedEvents
@@ -43,7 +44,23 @@ class CatchUp:
         self, subscriber: Subscriber, still_owner: Callable[[], Awaitable[bool]] | None = None
     ) -> int:
         """Apply every event after the checkpoint; returns how many events were read."""
-        position, total = await self.checkpoints.load(subscriber.name), 0
+        _, total = await self.advance(
+            subscriber, await self.checkpoints.load(subscriber.name), still_owner
+        )
+        return total
+
+    async def advance(
+        self,
+        subscriber: Subscriber,
+        position: Position | None,
+        still_owner: Callable[[], Awaitable[bool]] | None = None,
+    ) -> tuple[Position | None, int]:
+        """Apply every event after `position` (the saved checkpoint); the new one, events read.
+
+        For an owner that keeps its checkpoint in memory between wake-ups instead of reading it
+        back from the read-model server each time.
+        """
+        total = 0
         page = asyncio.ensure_future(self.store.read_all(position, self.batch_size))
         try:
             while events := await page:
@@ -64,7 +81,7 @@ class CatchUp:
                 total += len(events)
         finally:
             await _discard(page)
-        return total
+        return position, total
 
     async def apply(self, subscriber: Subscriber, events: Sequence[StoredEvent]) -> None:
         """Apply a batch, parking events whose projector keeps failing."""

@@ -27,6 +27,7 @@ from core.db import create_engine
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
 from eventstore.notify import CHANNEL
+from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoreUnavailable
 from eventstore.repository import Repository
@@ -140,40 +141,75 @@ class SubscriptionService:
         catch_up: CatchUp,
         stop: asyncio.Event,
     ) -> None:
-        wake, lease = asyncio.Event(), Lease(engine, name)
+        wake, lease, owned = asyncio.Event(), Lease(engine, name), Owned()
         self._wakes.append(wake)
         try:
             while not stop.is_set():
                 wake.clear()
-                await self._step(name, stores, catch_up, lease)
+                await self._step(name, stores, catch_up, lease, owned)
                 await wait_any(wake, stop, seconds=self.settings.projection_tick_seconds)
         finally:
             with contextlib.suppress(*TRANSIENT):
                 await lease.release()
 
     async def _step(
-        self, name: str, stores: tuple[Any, Repository], catch_up: CatchUp, lease: Lease
+        self,
+        name: str,
+        stores: tuple[Any, Repository],
+        catch_up: CatchUp,
+        lease: Lease,
+        owned: Owned,
     ) -> None:
-        checkpoints, checked = catch_up.checkpoints, [time.monotonic()]
+        checkpoints = catch_up.checkpoints
 
         async def still_owner() -> bool:
             # Two round trips per batch would double a small batch's cost; once per interval is
             # enough, since every write is guarded and a lost lease cannot double-apply anyway.
-            if time.monotonic() - checked[0] < OWNERSHIP_CHECK_SECONDS:
+            if time.monotonic() - owned.checked < OWNERSHIP_CHECK_SECONDS:
                 return True
-            checked[0] = time.monotonic()
+            owned.checked = time.monotonic()
             return await lease.confirm() and not await checkpoints.handoff_requested(name)
 
         try:
-            if await checkpoints.handoff_requested(name):  # a rebuild or replay needs it
-                await lease.release()
-            elif await lease.try_acquire():
-                sub = await live_subscriber(name, *stores, self._indexed)
-                await catch_up.run(sub, still_owner=still_owner)
+            if time.monotonic() - owned.checked >= OWNERSHIP_CHECK_SECONDS or not lease.held:
+                owned.checked = time.monotonic()
+                if await checkpoints.handoff_requested(name):  # a rebuild or replay needs it
+                    owned.forget()
+                    await lease.release()
+                    return
+            if not lease.held:
+                owned.forget()  # whoever held it meanwhile may have moved checkpoint or alias
+                if not await lease.try_acquire():
+                    return
+            if owned.subscriber is None:
+                owned.subscriber = await live_subscriber(name, *stores, self._indexed)
+                owned.position = await checkpoints.load(name)
+            owned.position, _ = await catch_up.advance(
+                owned.subscriber, owned.position, still_owner=still_owner
+            )
         except TRANSIENT as exc:  # a store is down: try again on the next wake-up or tick
+            owned.forget()
             log.warning("%s: %s", name, exc)
             with contextlib.suppress(*TRANSIENT):
                 await lease.confirm()
+
+
+@dataclass
+class Owned:
+    """What an owner keeps between wake-ups while it holds the lease.
+
+    Nobody else moves a subscriber's checkpoint or swaps its collections while the lease is
+    held (rebuilds and replays take it over first), so neither needs re-reading on each wake-up:
+    two fewer round trips to the read-model server per subscriber per wake-up.
+    """
+
+    subscriber: Subscriber | None = None
+    position: Position | None = None
+    checked: float = float("-inf")
+
+    def forget(self) -> None:
+        """Read both again on the next step."""
+        self.subscriber, self.position = None, None
 
 
 def serve_metrics(port: int) -> None:
