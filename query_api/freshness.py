@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Sequence
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,21 +32,25 @@ class NotFreshEnough(Exception):
 class CheckpointWatcher:
     """Knows where every projection is; wakes waiters when checkpoints move."""
 
-    def __init__(self, db: AsyncDatabase[Document], idle: float = 0.1, busy: float = 0.02) -> None:
+    def __init__(self, db: AsyncDatabase[Document], idle: float = 0.1, busy: float = 0.01) -> None:
         self.collection, self.idle, self.busy = db["checkpoints"], idle, busy
         self.tokens: dict[str, str] = {}
         # Logical -> physical collection names: a rebuild swaps generations behind aliases.
         self.names: dict[str, str] = {}
         self.aliases = Aliases(db)
         self._changed = asyncio.Condition()
+        self._hurry = asyncio.Event()  # a request started waiting: cut the idle pause short
         self._waiters = 0
+        self._aliases_read = float("-inf")
         self._task: asyncio.Task[None] | None = None
 
-    async def refresh(self) -> dict[str, str]:
-        """Read every checkpoint and alias once."""
+    async def refresh(self, aliases: bool = True) -> dict[str, str]:
+        """Read every checkpoint (and alias) once."""
         docs = self.collection.find({}, {"token": 1})
         self.tokens = {doc["_id"]: doc.get("token") or "" async for doc in docs}
-        self.names = await self.aliases.all_live()
+        if aliases:
+            self.names = await self.aliases.all_live()
+            self._aliases_read = time.monotonic()
         return self.tokens
 
     def position(self, names: Sequence[str]) -> str:
@@ -56,10 +61,11 @@ class CheckpointWatcher:
         """Return once every projection in `names` has passed `token`; else NotFreshEnough."""
         if self.position(names) >= token:  # the cached positions already show it
             return self.position(names)
-        await self.refresh()
+        await self.refresh(aliases=False)
         if self.position(names) >= token:
             return self.position(names)
         self._waiters += 1
+        self._hurry.set()
         try:
             async with asyncio.timeout(seconds), self._changed:
                 await self._changed.wait_for(lambda: self.position(names) >= token)
@@ -75,9 +81,20 @@ class CheckpointWatcher:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.busy if self._waiters else self.idle)
+            if self._waiters:
+                await asyncio.sleep(self.busy)
+            else:
+                # Without this, a request arriving during the idle pause waited out the rest
+                # of it (up to 100 ms) before the first re-read: half the freshness time.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), self.idle)
+                if self._hurry.is_set():
+                    self._hurry.clear()
+                    await asyncio.sleep(self.busy)  # give the projection a moment to land
             try:
-                await self.refresh()
+                # Busy polls re-read checkpoints only; aliases (which change once per rebuild,
+                # with a grace period before the old collections go) at the idle pace.
+                await self.refresh(aliases=time.monotonic() - self._aliases_read >= self.idle)
             except PyMongoError as exc:
                 log.warning("checkpoint refresh failed: %s", exc)
                 continue
