@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 # FastAPI answers 400 with this text when the body cannot be decoded at all (bad UTF-8, JSON
@@ -52,3 +53,25 @@ def install(app: FastAPI) -> None:
     """Register the shared handlers."""
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+
+
+class ErrorBody(BaseModel):
+    """An error answer: `{"detail": ...}`, with a stable `code` where one applies."""
+
+    detail: Any
+    code: str | None = None
+
+
+def error_responses(**described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses given as `e404="..."` (bodies are ErrorBody)."""
+    return {
+        int(key.removeprefix("e")): {"model": ErrorBody, "description": text}
+        for key, text in described.items()
+    }
+
+
+ADMIN_ERRORS = error_responses(
+    e401="Missing, invalid or expired token",
+    e403="Token lacks the ops:admin scope",
+    e503="A store or the job queue is unavailable",
+)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from core.metrics import render
 
@@ -34,7 +34,7 @@ def health_router(dependency: str, probe: Probe) -> APIRouter:
             return JSONResponse({"status": "unavailable", dependency: "unreachable"}, 503)
         return JSONResponse({"status": "ready", dependency: "ok"})
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics (gauges that need a query are refreshed first)."""
         refresh = getattr(request.app.state, "refresh_metrics", None)

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from core.auth import Principal
+from core.errors import ADMIN_ERRORS, error_responses
 from core.http import require_scope
 from core.metrics import PARKED_EVENTS, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS
 from core.mongo import create_mongo_client, database
@@ -26,6 +27,7 @@ from projections.registry import PROJECTIONS
 from workers.jobs import Jobs
 
 router = APIRouter(prefix="/api/v1/ops", tags=["ops"])
+NOT_FOUND = {**ADMIN_ERRORS, **error_responses(e404="No such projection, stream or job")}
 
 
 async def _settings(request: Request) -> Settings:
@@ -45,14 +47,14 @@ async def read_db(request: Request) -> AsyncDatabase[Document]:
 Db = Annotated[AsyncDatabase[Document], Depends(read_db)]
 
 
-@router.get("/status")
+@router.get("/status", responses=ADMIN_ERRORS)
 async def status(request: Request, db: Db, _: Admin) -> JSONResponse:
     """As `ordertrail status --json`: subscribers' checkpoints, lag, owners, parked events."""
     report = await gather_status(request.app.state.engine, db)
     return JSONResponse(content=_plain(report))
 
 
-@router.post("/projections/{name}/rebuild", status_code=202)
+@router.post("/projections/{name}/rebuild", status_code=202, responses=NOT_FOUND)
 async def start_rebuild(name: str, request: Request, db: Db, _: Admin) -> dict[str, str]:
     """Start a blue/green rebuild on a worker; follow it at /api/v1/ops/jobs/{job_id}."""
     if name not in PROJECTIONS:
@@ -60,7 +62,7 @@ async def start_rebuild(name: str, request: Request, db: Db, _: Admin) -> dict[s
     return await _enqueue(request, db, "rebuild", REBUILD_ACTOR, name)
 
 
-@router.post("/streams/{stream_id}/replay", status_code=202)
+@router.post("/streams/{stream_id}/replay", status_code=202, responses=NOT_FOUND)
 async def start_replay(stream_id: UUID, request: Request, db: Db, _: Admin) -> dict[str, str]:
     """Re-project one stream on a worker; follow it at /api/v1/ops/jobs/{job_id}."""
     if not await request.app.state.repository.store.read_stream(stream_id, 1, 1):
@@ -68,7 +70,7 @@ async def start_replay(stream_id: UUID, request: Request, db: Db, _: Admin) -> d
     return await _enqueue(request, db, "replay", REPLAY_ACTOR, str(stream_id))
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=NOT_FOUND)
 async def job(
     job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], db: Db, _: Admin
 ) -> JSONResponse:

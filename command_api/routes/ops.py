@@ -10,13 +10,18 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from command_api.deps import RepositoryDep, settings_dep
 from command_api.schemas import StoredEventResponse, StreamEventsResponse
 from core.auth import Principal
+from core.errors import ADMIN_ERRORS, error_responses
 from core.http import require_scope
 
 router = APIRouter(prefix="/api/v1/ops", tags=["ops"])
 Admin = Annotated[Principal, Depends(require_scope("ops:admin", settings_dep))]
 
 
-@router.get("/streams/{stream_id}/events", response_model=StreamEventsResponse)
+@router.get(
+    "/streams/{stream_id}/events",
+    response_model=StreamEventsResponse,
+    responses={**ADMIN_ERRORS, **error_responses(e404="No such stream")},
+)
 async def stream_events(
     stream_id: UUID,
     repo: RepositoryDep,
