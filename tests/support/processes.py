@@ -36,3 +36,23 @@ def dramatiq_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def uvicorn_server(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """`uvicorn APP` as a child process on a free port; its base URL once /health answers."""
+    from bench.context import stop, wait_http
+    from tests.support.servers import free_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/health", process)
+        yield base
+    finally:
+        stop(process)
