@@ -13,6 +13,7 @@ from pathlib import Path
 from bench.context import describe, services
 from bench.core import MODES, Figure
 from bench.report import render
+from bench.soak import carried_section
 
 FIGURES = {
     1: "bench.command_api",
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     numbers = [int(n) for n in args.only.split(",") if n] or list(FIGURES)
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
     figures, report = asyncio.run(measure(numbers, mode, command.strip()))
-    args.output.write_text(report)
+    soak = carried_section(args.output)  # the soak runs apart (minutes); keep its figures
+    args.output.write_text(report.rstrip("\n") + (f"\n\n{soak}\n" if soak else "\n"))
     missed = [t.description for f in figures for t in f.targets if not t.met]
     print(
         f"wrote {args.output}: {len(figures)} figures, {len(missed)} target(s) not met",

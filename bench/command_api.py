@@ -20,7 +20,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from sqlalchemy.engine import make_url
 
-from bench.context import BenchContext
+from bench.context import BENCH_SECRET, BenchContext
 from bench.core import Figure, Mode, repeat
 from bench.http import Client, Response
 from bench.load import LoadResult, Request, closed_loop
@@ -156,7 +156,7 @@ def bench_token(scopes: list[str]) -> str:
     """A token for the bench's short secret (the library's key-length warning is silenced)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mint_token("bench-secret", "bench", scopes)
+        return mint_token(BENCH_SECRET, "bench", scopes)
 
 
 def summary(side: str, result: LoadResult) -> dict[str, float]:

@@ -40,6 +40,10 @@ PACKAGES = (
 )
 
 
+# HS256 wants a key of at least 32 bytes (PyJWT warns below that).
+BENCH_SECRET = "ordertrail-bench-secret-" + "0123456789abcdef"
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -75,6 +79,7 @@ class BenchContext:
     redis_url: str
     workdir: Path
     databases: list[str] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)  # base URL -> server process id
 
     async def fresh_database(self) -> str:
         """A new, migrated PostgreSQL database; its SQLAlchemy URL (dropped at the end)."""
@@ -114,7 +119,7 @@ class BenchContext:
             "MONGODB_URL": self.mongodb_url,
             "MONGODB_DB": mongodb_db,
             "REDIS_URL": self.redis_url,
-            "JWT_SECRET": "bench-secret",
+            "JWT_SECRET": BENCH_SECRET,
             "ORDERTRAIL_ENV": "test",
             "LOG_LEVEL": "WARNING",
             **extra,
@@ -129,6 +134,7 @@ class BenchContext:
         with self._child(argv, env, f"uvicorn-{port}") as process:
             base = f"http://127.0.0.1:{port}"
             wait_http(base + ready_path, process)
+            self.pids[base] = process.pid
             yield base
 
     @contextlib.contextmanager

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
 
-from bench.context import BenchContext
+from bench.context import BENCH_SECRET, BenchContext
 from bench.core import Figure, Mode, percentile, repeat
 from core.auth import mint_token
 
@@ -274,7 +274,7 @@ async def run(ctx: BenchContext) -> Figure:
     url = await ctx.fresh_database()
     mongodb_db = f"bench_fig5_{uuid.uuid4().hex[:10]}"
     env = ctx.env(url, mongodb_db, PROJECTION_TICK_SECONDS=TICK_SECONDS)
-    token = mint_token("bench-secret", "bench", ["commands:write", "queries:read"])
+    token = mint_token(BENCH_SECRET, "bench", ["commands:write", "queries:read"])
     with (
         ctx.server("command_api.main:app", env) as commands,
         ctx.server("query_api.main:app", env) as queries,
