@@ -44,22 +44,26 @@ class Checkpoints:
             upsert=True,
         )
 
-    async def request_handoff(self, name: str, seconds: float) -> None:
-        """Ask owners of `name` to let go for `seconds` (renewed while the taker needs it)."""
+    async def request_handoff(self, name: str, seconds: float, taker: str) -> None:
+        """Ask owners of `name` to let go for `seconds` (renewed while `taker` needs it).
+
+        Each taker has its own entry: when a rebuild and a replay overlap, the first to finish
+        must not withdraw the other's request (the owner would take the lease straight back).
+        """
         until = datetime.now(UTC) + timedelta(seconds=seconds)
         await self.collection.update_one(
-            {"_id": name}, {"$set": {"handoff_until": until}}, upsert=True
+            {"_id": name}, {"$set": {f"handoffs.{taker}": until}}, upsert=True
         )
 
-    async def end_handoff(self, name: str) -> None:
-        """Owners may take `name` again."""
-        await self.collection.update_one({"_id": name}, {"$unset": {"handoff_until": ""}})
+    async def end_handoff(self, name: str, taker: str) -> None:
+        """`taker` is done; owners may take `name` again once no other taker waits."""
+        await self.collection.update_one({"_id": name}, {"$unset": {f"handoffs.{taker}": ""}})
 
     async def handoff_requested(self, name: str) -> bool:
         """Whether someone (a rebuild, a replay) asked the owners of `name` to let go."""
-        doc = await self.collection.find_one({"_id": name}, {"handoff_until": 1})
-        until = doc.get("handoff_until") if doc else None
-        return until is not None and _aware(until) > datetime.now(UTC)
+        doc = await self.collection.find_one({"_id": name}, {"handoffs": 1})
+        now = datetime.now(UTC)
+        return any(_aware(until) > now for until in ((doc or {}).get("handoffs") or {}).values())
 
     async def move(self, name: str, position: Position | None) -> None:
         """Set where `name` is, forwards or backwards (a rebuild's swap)."""

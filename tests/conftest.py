@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -82,6 +83,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = OwnRedis(free_port(), tmp_path_factory.mktemp("redis"))
     server.start()
     yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A Redis of the test's own, which it may stop and start again."""
+    server = OwnRedis(free_port(), tmp_path)
+    server.start()
+    yield server
     server.stop()
 
 

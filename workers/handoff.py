@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,9 +32,9 @@ async def handoff(
     engine: AsyncEngine, db: AsyncDatabase[Document], name: str, wait: float = 30.0
 ) -> AsyncIterator[Lease]:
     """Own subscriber `name` while inside; the workers resume it afterwards."""
-    checkpoints, lease = Checkpoints(db), Lease(engine, name)
-    await checkpoints.request_handoff(name, FLAG_SECONDS)
-    renew = asyncio.create_task(_renew(checkpoints, name))
+    checkpoints, lease, taker = Checkpoints(db), Lease(engine, name), uuid.uuid4().hex
+    await checkpoints.request_handoff(name, FLAG_SECONDS, taker)
+    renew = asyncio.create_task(_renew(checkpoints, name, taker))
     try:
         await _acquire(lease, wait)
         yield lease
@@ -42,7 +43,7 @@ async def handoff(
         with contextlib.suppress(asyncio.CancelledError):
             await renew
         await lease.release()
-        await checkpoints.end_handoff(name)
+        await checkpoints.end_handoff(name, taker)
 
 
 async def _acquire(lease: Lease, wait: float) -> None:
@@ -53,7 +54,7 @@ async def _acquire(lease: Lease, wait: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _renew(checkpoints: Checkpoints, name: str) -> None:
+async def _renew(checkpoints: Checkpoints, name: str, taker: str) -> None:
     while True:
         await asyncio.sleep(FLAG_SECONDS / 3)
-        await checkpoints.request_handoff(name, FLAG_SECONDS)
+        await checkpoints.request_handoff(name, FLAG_SECONDS, taker)

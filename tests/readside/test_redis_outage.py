@@ -19,19 +19,9 @@ from command_api.app import create_app
 from core.settings import Settings
 from tests.support.processes import dramatiq_worker
 from tests.support.redis import OwnRedis
-from tests.support.servers import free_port
 
 Db = AsyncDatabase[dict[str, Any]]
 Auth = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    """A Redis this test may stop."""
-    server = OwnRedis(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

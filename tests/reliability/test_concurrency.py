@@ -8,6 +8,7 @@ at any point of any stream, and no order was both confirmed and rejected.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -143,6 +144,10 @@ async def test_sixteen_clients_keep_every_invariant(
         stock_view = {doc["sku"]: doc async for doc in mongo_db["stock"].find({})}
 
     statuses = Counter(s.status for s in load.sent)
+    decided = Counter(e.type for e in events if e.type in ("OrderConfirmed", "OrderRejected"))
+    figures = {"commands": len(load.sent), "statuses": dict(sorted(statuses.items()))}
+    figures |= {"replayed": sum(s.replayed for s in load.sent), "events": len(events), **decided}
+    print(f"\nconcurrency figures: {json.dumps(figures)}")  # for docs/reliability.md (-s)
     assert not [s for s in load.sent if s.status >= 500], statuses
     # The load did what it is meant to: conflicts, refusals and replays all happened.
     assert statuses[409] and statuses[412] and any(s.replayed for s in load.sent), statuses

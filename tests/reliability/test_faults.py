@@ -123,15 +123,6 @@ async def test_workers_racing_for_every_projection_apply_each_event_once(
     assert load.statuses().keys() <= {200, 201, 409}, load.statuses()
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    """A Redis this test may stop."""
-    server = OwnRedis(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 async def test_redis_stopped_under_command_load_costs_no_command_and_no_event(
     fault_settings: Settings,
     engine: AsyncEngine,

@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from core.auth import SCOPES, mint_token
 from core.settings import Settings
 from tests.conftest import JWT_SECRET
+from tests.reliability.faults import process_env
 from tests.support.processes import uvicorn_server
 
 
@@ -48,17 +49,9 @@ FUZZ = hypothesis_settings(
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {
-        "DATABASE_URL": settings.database_url,
-        "MONGODB_URL": settings.mongodb_url,
-        "MONGODB_DB": settings.mongodb_db,
-        "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": JWT_SECRET,
-        "ORDERTRAIL_ENV": "test",
-        "LOG_LEVEL": "WARNING",
-        # Generated X-Min-Position tokens are mostly ahead of the store: answer 503 quickly.
-        "MIN_POSITION_WAIT_SECONDS": "0.05",
-    }
+    env = process_env(settings) | {"JWT_SECRET": JWT_SECRET, "ORDERTRAIL_ENV": "test"}
+    # Generated X-Min-Position tokens are mostly ahead of the store: answer 503 quickly.
+    return env | {"LOG_LEVEL": "WARNING", "MIN_POSITION_WAIT_SECONDS": "0.05"}
 
 
 @pytest.fixture(scope="session")
