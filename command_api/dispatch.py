@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from command_api.deps import RepositoryDep, settings_dep
+from command_api.deps import RepositoryDep
 from command_api.handlers import Handler
 from core.auth import Principal
 from core.http import request_id, require_scope
@@ -93,7 +93,7 @@ def request_hash(method: str, path: str, body: bytes) -> str:
 async def command_runner(
     request: Request,
     repo: RepositoryDep,
-    principal: Annotated[Principal, Depends(require_scope("commands:write", settings_dep))],
+    principal: Annotated[Principal, Depends(require_scope("commands:write"))],
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,

@@ -4,7 +4,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -106,15 +106,20 @@ def unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_scope(scope: str, settings: Callable[..., Any]) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting callers whose valid token carries `scope`."""
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers whose valid token carries `scope`.
+
+    The app's settings come from `app.state.settings`, not from a dependency of their own:
+    each dependency costs FastAPI a resolution step on every request.
+    """
 
     async def dependency(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        config: Annotated[Settings, Depends(settings)],
     ) -> Principal:
         if credentials is None:
             raise unauthorized("missing bearer token")
+        config: Settings = request.app.state.settings
         try:
             principal = verify_token(
                 credentials.credentials, config.secret, config.jwt_leeway_seconds

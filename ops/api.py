@@ -30,12 +30,7 @@ router = APIRouter(prefix="/api/v1/ops", tags=["ops"])
 NOT_FOUND = {**ADMIN_ERRORS, **error_responses(e404="No such projection, stream or job")}
 
 
-async def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-Admin = Annotated[Principal, Depends(require_scope("ops:admin", _settings))]
+Admin = Annotated[Principal, Depends(require_scope("ops:admin"))]
 
 
 async def read_db(request: Request) -> AsyncDatabase[Document]:

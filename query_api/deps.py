@@ -19,12 +19,6 @@ from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough
 MAX_PAGE_SIZE = 200
 
 
-async def settings_dep(request: Request) -> Settings:
-    """This app's settings."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 class ReadModels:
     """The read-model collections by logical name, resolved to the live generation."""
 
@@ -42,7 +36,7 @@ async def db_dep(request: Request) -> ReadModels:
 
 
 Db = Annotated[ReadModels, Depends(db_dep)]
-Reader = Annotated[Principal, Depends(require_scope("queries:read", settings_dep))]
+Reader = Annotated[Principal, Depends(require_scope("queries:read"))]
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from command_api.deps import RepositoryDep, settings_dep
+from command_api.deps import RepositoryDep
 from command_api.schemas import StoredEventResponse, StreamEventsResponse
 from core.auth import Principal
 from core.errors import ADMIN_ERRORS, error_responses
 from core.http import require_scope
 
 router = APIRouter(prefix="/api/v1/ops", tags=["ops"])
-Admin = Annotated[Principal, Depends(require_scope("ops:admin", settings_dep))]
+Admin = Annotated[Principal, Depends(require_scope("ops:admin"))]
 
 
 @router.get(
