@@ -24,7 +24,14 @@ from eventstore.repository import Repository
 from ops.migrate import upgrade
 from query_api.app import create_app as create_query_app
 from tests.support.redis import OwnRedis
-from tests.support.servers import free_port, in_thread, postgres_admin_url, run_sql, with_database
+from tests.support.servers import (
+    asgi_client,
+    free_port,
+    in_thread,
+    postgres_admin_url,
+    run_sql,
+    with_database,
+)
 from workers.service import SubscriptionService
 
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
@@ -219,10 +226,8 @@ async def worker(read_settings: Settings, clean_db: None) -> AsyncIterator[Subsc
 async def bare_query(read_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the query API (in process, real MongoDB-wire server), no worker."""
     app = create_query_app(read_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://query-api") as client:
-            yield client
+    async with asgi_client(app, "http://query-api") as client:
+        yield client
 
 
 @pytest.fixture

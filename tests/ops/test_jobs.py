@@ -19,6 +19,7 @@ from projections.aliases import Aliases
 from tests.ops.helpers import Db, caught_up
 from tests.readside.test_fulfilment import place, setup_catalog
 from tests.support.processes import dramatiq_worker
+from tests.support.servers import asgi_client
 
 Auth = Callable[..., dict[str, str]]
 ALL = ["products", "stock", "orders", "sales_daily", "audit_log", "fulfilment"]
@@ -43,10 +44,8 @@ def worker_process(read_settings: Settings, tmp_path: Path) -> Iterator[subproce
 async def ops(read_settings: Settings, clean_db: None) -> AsyncIterator[httpx.AsyncClient]:
     """The command API with its ops routes wired to the test's read models and Redis."""
     app = create_app(read_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ops") as client:
-            yield client
+    async with asgi_client(app, "http://ops") as client:
+        yield client
 
 
 async def finished(ops: httpx.AsyncClient, admin: dict[str, str], url: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from eventstore.postgres import PostgresEventStore
 from tests.ops.conftest import Cli
 from tests.ops.helpers import Db, caught_up
 from tests.readside.test_fulfilment import place, setup_catalog
+from tests.support.servers import asgi_client
 from workers.service import SubscriptionService
 
 Auth = Callable[..., dict[str, str]]
@@ -148,14 +149,12 @@ async def test_the_command_api_serves_status_and_lag_metrics(
     from command_api.app import create_app
 
     app = create_app(read_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ops") as ops:
-            await setup_catalog(ops, auth(), {"MET": 3})
-            await caught_up(pg_store, mongo_db, ALL)
-            status = await ops.get("/api/v1/ops/status", headers=admin)
-            metrics = await ops.get("/metrics")
-            forbidden = await ops.get("/api/v1/ops/status", headers=auth())
+    async with asgi_client(app, "http://ops") as ops:
+        await setup_catalog(ops, auth(), {"MET": 3})
+        await caught_up(pg_store, mongo_db, ALL)
+        status = await ops.get("/api/v1/ops/status", headers=admin)
+        metrics = await ops.get("/metrics")
+        forbidden = await ops.get("/api/v1/ops/status", headers=auth())
     assert status.status_code == 200 and forbidden.status_code == 403
     assert status.json()["subscribers"]["products"]["lag_events"] == 0
     assert 'ordertrail_projection_lag_events{projection="products"} 0.0' in metrics.text

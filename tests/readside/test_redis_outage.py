@@ -19,6 +19,7 @@ from command_api.app import create_app
 from core.settings import Settings
 from tests.support.processes import dramatiq_worker
 from tests.support.redis import OwnRedis
+from tests.support.servers import asgi_client
 
 Db = AsyncDatabase[dict[str, Any]]
 Auth = Callable[..., dict[str, str]]
@@ -47,10 +48,8 @@ async def api_on_own_redis(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The command API signalling through the test's own Redis."""
     app = create_app(settings.model_copy(update={"redis_url": own_redis.url}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with asgi_client(app, "http://api") as client:
+        yield client
 
 
 async def projected(db: Db, sku: str, seconds: float = 20) -> dict[str, Any]:

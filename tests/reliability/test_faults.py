@@ -38,7 +38,7 @@ from tests.reliability.faults import (
 from tests.support.mongo import OwnMongo
 from tests.support.postgres import OwnPostgres, server_binaries
 from tests.support.redis import OwnRedis
-from tests.support.servers import free_port, in_thread, run_sql, with_database
+from tests.support.servers import asgi_client, free_port, in_thread, run_sql, with_database
 from workers.jobs import Jobs
 from workers.service import LISTENER_NAME
 
@@ -50,10 +50,8 @@ SKUS = ["FAULT-A", "FAULT-B", "FAULT-C", "FAULT-D"]
 async def command_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The command API on `settings`' stores (in process, its lifespan running)."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with asgi_client(app, "http://api") as client:
+        yield client
 
 
 @pytest.fixture

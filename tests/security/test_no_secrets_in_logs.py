@@ -14,6 +14,7 @@ import pytest
 from command_api.app import create_app
 from core.settings import Settings
 from tests.conftest import JWT_SECRET
+from tests.support.servers import asgi_client
 
 Auth = Callable[..., dict[str, str]]
 
@@ -60,15 +61,13 @@ async def test_an_unreachable_database_is_logged_without_its_password(
     url = f"postgresql+asyncpg://ordertrail:{password}@127.0.0.1:1/ordertrail"
     app = create_app(settings.model_copy(update={"database_url": url}))
     caplog.set_level(logging.DEBUG)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            ready = await client.get("/ready")
-            command = await client.post(
-                "/api/v1/products/" + str(uuid.uuid4()) + "/rename",
-                json={"name": "x"},
-                headers={"Authorization": "Bearer nope"},
-            )
+    async with asgi_client(app, "http://api") as client:
+        ready = await client.get("/ready")
+        command = await client.post(
+            "/api/v1/products/" + str(uuid.uuid4()) + "/rename",
+            json={"name": "x"},
+            headers={"Authorization": "Bearer nope"},
+        )
     assert ready.status_code == 503
     assert command.status_code == 401
     assert "readiness check failed" in caplog.text

@@ -10,11 +10,12 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 T = TypeVar("T")
@@ -111,3 +112,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(app: Any, base_url: str = "http://app") -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client of an ASGI app, in process, with the app's lifespan running."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
