@@ -207,10 +207,3 @@ class StreamEventsResponse(BaseModel):
     stream_id: UUID
     events: list[StoredEventResponse]
     next_from_version: int | None
-
-
-class ErrorResponse(BaseModel):
-    """An error: a message and, for domain errors, a stable code."""
-
-    detail: Any
-    code: str | None = None

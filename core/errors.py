@@ -55,17 +55,17 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
 
 
-class ErrorBody(BaseModel):
-    """An error answer: `{"detail": ...}`, with a stable `code` where one applies."""
+class ErrorResponse(BaseModel):
+    """An error answer of either API: `{"detail": ...}`, with a stable `code` where one applies."""
 
     detail: Any
     code: str | None = None
 
 
 def error_responses(**described: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for error statuses given as `e404="..."` (bodies are ErrorBody)."""
+    """OpenAPI `responses` for error statuses given as `e404="..."` (bodies are ErrorResponse)."""
     return {
-        int(key.removeprefix("e")): {"model": ErrorBody, "description": text}
+        int(key.removeprefix("e")): {"model": ErrorResponse, "description": text}
         for key, text in described.items()
     }
 

@@ -176,9 +176,3 @@ class Paginated(BaseModel, Generic[T]):
     total: int
     page: int
     size: int
-
-
-class ErrorResponse(BaseModel):
-    """An error."""
-
-    detail: Any

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from command_api.schemas import ErrorResponse
+from core.errors import ErrorResponse
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing, invalid or expired token"},

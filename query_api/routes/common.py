@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from core.errors import ErrorResponse
 from projections.base import Document
-from query_api.schemas import ErrorResponse
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing, invalid or expired token"},
