@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -47,11 +46,8 @@ async def handoff(
 
 
 async def _acquire(lease: Lease, wait: float) -> None:
-    deadline = time.monotonic() + wait
-    while not await lease.try_acquire():
-        if time.monotonic() > deadline:
-            raise HandoffTimeout(f"the owner of {lease.name} did not let go in {wait:.0f}s")
-        await asyncio.sleep(0.05)
+    if not await lease.acquire(wait):
+        raise HandoffTimeout(f"the owner of {lease.name} did not let go in {wait:.0f}s")
 
 
 async def _renew(checkpoints: Checkpoints, name: str, taker: str) -> None:

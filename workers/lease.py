@@ -6,8 +6,10 @@ PostgreSQL releases the lock, and the next worker that tries takes over.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -49,6 +51,15 @@ class Lease:
         else:
             await conn.close()
         return bool(got)
+
+    async def acquire(self, wait: float | None = None, interval: float = 0.05) -> bool:
+        """Take ownership, polling until it is free; False if `wait` seconds pass first."""
+        deadline = None if wait is None else time.monotonic() + wait
+        while not await self.try_acquire():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(interval)
+        return True
 
     async def confirm(self) -> bool:
         """Check the lock's connection is still alive (else ownership is lost)."""

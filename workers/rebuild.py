@@ -106,10 +106,7 @@ async def exclusively(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
     drop the collections the earlier one had just made live.
     """
     lock = Lease(engine, name)
-    while True:
-        if await lock.try_acquire():
-            break
-        await asyncio.sleep(0.2)  # another worker's rebuild: wait for it to finish
+    await lock.acquire(interval=0.2)  # another worker's rebuild: wait for it to finish
     try:
         yield
     finally:
