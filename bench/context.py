@@ -129,9 +129,7 @@ class BenchContext:
     def server(self, app: str, env: dict[str, str], ready_path: str = "/health") -> Iterator[str]:
         """`uvicorn APP` in a child process on a free port; its base URL once it answers."""
         port = free_port()
-        argv = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
-        argv += ["--no-access-log"]
-        with self._child(argv, env, f"uvicorn-{port}") as process:
+        with self._child(uvicorn_argv(app, port), env, f"uvicorn-{port}") as process:
             base = f"http://127.0.0.1:{port}"
             wait_http(base + ready_path, process)
             self.pids[base] = process.pid
@@ -140,17 +138,7 @@ class BenchContext:
     @contextlib.contextmanager
     def worker(self, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
         """A dramatiq worker process."""
-        argv = [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "workers.actors",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-        ]
-        with self._child(argv, env, "worker") as process:
+        with self._child(WORKER_ARGV, env, "worker") as process:
             yield process
 
     @contextlib.contextmanager
@@ -164,6 +152,17 @@ class BenchContext:
         finally:
             stop(process)
             log.close()
+
+
+# One worker process with two consumer threads, as the dev stack and the tests run it too.
+WORKER_ARGV = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1"]
+WORKER_ARGV += ["--threads", "2"]
+
+
+def uvicorn_argv(app: str, port: int) -> list[str]:
+    """`uvicorn APP` on loopback `port`, quiet (no access log)."""
+    argv = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
+    return [*argv, "--no-access-log"]
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:

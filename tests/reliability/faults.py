@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.context import WORKER_ARGV
 from core.settings import Settings
 from domain import values
 from eventstore.postgres import PostgresEventStore
@@ -66,11 +67,13 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Start one worker process with two consumer threads."""
-        argv = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1"]
-        argv += ["--threads", "2"]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                WORKER_ARGV,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def kill(self) -> None:

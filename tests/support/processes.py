@@ -5,27 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from bench.context import WORKER_ARGV
 
 
 @contextlib.contextmanager
 def dramatiq_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`dramatiq workers.actors` with `env` added, its output in `log`; stopped afterwards."""
-    argv = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "workers.actors",
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-    ]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+            WORKER_ARGV, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         yield process
@@ -41,11 +32,11 @@ def dramatiq_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen
 @contextlib.contextmanager
 def uvicorn_server(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
     """`uvicorn APP` as a child process on a free port; its base URL once /health answers."""
-    from bench.context import stop, wait_http
+    from bench.context import stop, uvicorn_argv, wait_http
     from tests.support.servers import free_port
 
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
+    argv = uvicorn_argv(app, port)
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
