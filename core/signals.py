@@ -40,11 +40,16 @@ def job_message(actor: str, job_id: str, target: str) -> Message[None]:
     return Message(queue_name=QUEUE, actor_name=actor, args=(job_id, target), kwargs={}, options={})
 
 
-def dramatiq_signal(settings: Settings) -> Coalescer:
+# NOTIFY is the fast path; the dramatiq message reaches workers whose LISTEN is down (a tick
+# would too, later). A few a second is plenty, and each costs a thread hop and a Redis script.
+DRAMATIQ_INTERVAL = 0.2
+
+
+def dramatiq_signal(settings: Settings, min_interval: float = DRAMATIQ_INTERVAL) -> Coalescer:
     """Sends `appended(token)` after commits, from a thread (the Redis client blocks)."""
     broker = create_broker(settings)
 
     async def send(position: Position) -> None:
         await asyncio.to_thread(broker.enqueue, appended_message(position))
 
-    return Coalescer(send, "dramatiq")
+    return Coalescer(send, "dramatiq", min_interval)
