@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_api import errors
 from command_api.routes import health, ops, orders, products, stock
+from core import heap
 from core.db import create_engine
-from core.http import RequestContextMiddleware
+from core.http import RequestContextMiddleware, document_bearer
 from core.logging import configure_logging
 from core.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from core.settings import Settings, get_settings
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signals = wire(app, settings, engine)
         for signal in signals:
             signal.start()
+        heap.settle()
         try:
             yield
         finally:
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (products, stock, orders, ops, health):
         app.include_router(module.router)
     ops_client = attach_ops(app, settings)
+    document_bearer(app)
     return app
 
 

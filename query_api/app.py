@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import errors
+from core import errors, heap
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
 from core.metrics import QUERY_SECONDS
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(PyMongoError):  # down at start: the background refresh retries
             await app.state.watcher.refresh()  # aliases known before the first request
         app.state.watcher.start()
+        heap.settle()
         try:
             yield
         finally:

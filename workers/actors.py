@@ -14,6 +14,7 @@ from typing import Any
 
 import dramatiq
 
+from core import heap
 from core.logging import configure_logging
 from core.settings import get_settings
 from core.signals import APPENDED_ACTOR, QUEUE, REBUILD_ACTOR, REPLAY_ACTOR, create_broker
@@ -38,6 +39,7 @@ class SubscriptionMiddleware(dramatiq.Middleware):
         self._thread = threading.Thread(target=self._main, args=(ready,), name="subscriptions")
         self._thread.start()
         ready.wait(10)
+        heap.settle()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         """Stop the service (it releases its leases) and wait for it."""
