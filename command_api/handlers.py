@@ -36,7 +36,7 @@ async def register_product(
             raise AlreadyExists(f"SKU {product.sku} is already registered")
         return Product.register(cmd.sku, cmd.name, cmd.description, cmd.price, cmd.category)
 
-    return await repo.execute(Product, product_id(cmd.sku), decide, ctx)
+    return await repo.execute(Product, product_id(cmd.sku), decide, ctx, likely_new=True)
 
 
 async def rename_product(cmd: commands.RenameProduct, repo: Repository, ctx: Context) -> Outcome:
@@ -119,7 +119,7 @@ async def place_order(cmd: commands.PlaceOrder, repo: Repository, ctx: Context) 
             raise AlreadyExists(f"order {cmd.order_id} exists")
         return Order.place(cmd.customer_id, lines, id=cmd.order_id)
 
-    return await repo.execute(Order, cmd.order_id, decide, ctx)
+    return await repo.execute(Order, cmd.order_id, decide, ctx, likely_new=True)
 
 
 async def cancel_order(cmd: commands.CancelOrder, repo: Repository, ctx: Context) -> Outcome:

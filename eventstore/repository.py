@@ -73,8 +73,9 @@ class Context:
 class Repository:
     """Aggregates in and out of an event store.
 
-    It keeps the aggregates it last saved (an LRU of `cache_size`), so a command on a stream
-    this process wrote last needs no read: one round trip, the append. The append's expected
+    It keeps the aggregates it last saved or read (an LRU of `cache_size`), so a command on a
+    stream this process wrote last needs no read: one round trip, the append; and a read of a
+    cached stream fetches only the events after the cached version. The append's expected
     version proves the cached state is the stored one; if another process wrote in between, the
     append fails and the command is re-run on the stream as stored. A cached decision that would
     not append (a refusal, a no-op) is never trusted: it is re-made on the stored state.
@@ -102,13 +103,29 @@ class Repository:
         return True
 
     async def get(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
-        """The aggregate rebuilt from all its events, or None if the stream is empty."""
-        events = await self.store.read_stream(stream_id)
+        """The aggregate as stored now, or None; for reading: change it only through execute.
+
+        A cached aggregate is brought up to date with the events after its version (usually
+        none) instead of being rebuilt from the whole stream, and what was read is cached.
+        """
+        # Out of the cache while the read is in flight, so no command decides on it meanwhile.
+        cached = self._cache.pop(stream_id, None)
+        base = cached if cached is not None and isinstance(cached.aggregate, cls) else None
+        loaded = await self._load(cls, stream_id, base)
+        if loaded is not None and stream_id not in self._cache:
+            self._remember(self._cache, stream_id, loaded)
+        return loaded
+
+    async def _load(
+        self, cls: type[A], stream_id: UUID, base: Loaded[A] | None = None
+    ) -> Loaded[A] | None:
+        """The aggregate rebuilt from its stream, or `base` with the events after it applied."""
+        events = await self.store.read_stream(stream_id, base.aggregate.version + 1 if base else 1)
         if not events:
-            return None
-        if events[0].stream_type != stream_type_of(cls):
+            return base
+        if base is None and events[0].stream_type != stream_type_of(cls):
             raise StreamTypeMismatch(f"{cls.__name__} {stream_id} not found")
-        aggregate: Any = None
+        aggregate: Any = base.aggregate if base else None
         for stored in events:
             aggregate = self.codec.decode(stored).mutate(aggregate)
         return Loaded(aggregate, events[-1].position)
@@ -119,15 +136,24 @@ class Repository:
         stream_id: UUID,
         decide: Callable[[A | None], A | None],
         context: Context | None = None,
+        *,
+        likely_new: bool = False,
     ) -> Outcome:
-        """Run `decide` on the current state and append its events, retrying lost races."""
+        """Run `decide` on the current state and append its events, retrying lost races.
+
+        `likely_new` (a command that creates its stream, such as registering a SKU) first
+        appends at version 0 without reading: the append's version check says whether the
+        stream was indeed empty, and only if it was not is the command re-run on the stream.
+        """
         context = context or Context()
         if (outcome := await self._execute_cached(cls, stream_id, decide, context)) is not None:
+            return outcome
+        if likely_new and (outcome := await self._create(cls, stream_id, decide, context)):
             return outcome
         for attempt in range(self.retries + 1):
             if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
                 await asyncio.sleep(random.uniform(0, 0.004 * 2**attempt))
-            loaded = await self.get(cls, stream_id)
+            loaded = await self._load(cls, stream_id)  # decide() changes it: not the cached one
             version = loaded.aggregate.version if loaded else 0
             if context.expected_version not in (None, version):
                 raise PreconditionFailed(context.expected_version, version)
@@ -165,6 +191,28 @@ class Repository:
             return await self._save(cls, stream_id, version, aggregate, loaded, context)
         except WrongExpectedVersion:
             return None  # another process wrote: run the command on the stored stream
+
+    async def _create(
+        self,
+        cls: type[A],
+        stream_id: UUID,
+        decide: Callable[[A | None], A | None],
+        context: Context,
+    ) -> Outcome | None:
+        """The command on an empty stream, appended at version 0 unread; None if not empty."""
+        if stream_id in self._exists or context.expected_version not in (None, 0):
+            return None
+        try:
+            aggregate = decide(None)
+        except DomainError:
+            return None  # refused on an empty stream: let the stored state say why
+        if aggregate is None or not aggregate.pending_events:
+            return None
+        try:
+            return await self._save(cls, stream_id, 0, aggregate, None, context)
+        except WrongExpectedVersion:
+            self._remember(self._exists, stream_id, None)
+            return None  # the stream exists: decide again on what it holds
 
     async def _save(
         self,

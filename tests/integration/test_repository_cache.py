@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.catalog import Product
-from domain.errors import DomainError
+from domain.errors import AlreadyExists, DomainError
 from domain.orders import Order
 from domain.values import OrderLine, product_id
 from eventstore.postgres import PostgresEventStore
@@ -161,3 +161,103 @@ async def test_existence_is_remembered_once_seen(
     before = store.reads
     assert await mine.exists(Product, product_id(sku))
     assert store.reads == before
+
+
+def register_once(sku: str) -> Any:
+    """Decide as the handler does: register, or refuse a SKU that is taken."""
+
+    def decide(product: Product | None) -> Product:
+        if product is not None:
+            raise AlreadyExists(f"SKU {sku} is already registered")
+        return Product.register(sku, "Mug", "", Decimal("3.00"), "kitchen")
+
+    return decide
+
+
+async def test_a_likely_new_stream_is_created_without_a_read(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """Creating a stream is one round trip: the append at version 0 is the existence check."""
+    mine, _, store = two_processes
+    sku = new_sku()
+    outcome = await mine.execute(Product, product_id(sku), register_once(sku), likely_new=True)
+    assert (outcome.version, outcome.created, store.reads) == (1, True, 0)
+
+
+async def test_a_likely_new_stream_that_exists_is_refused_on_what_it_holds(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """Another process registered the SKU: the blind append fails, the refusal is the domain's."""
+    mine, theirs, store = two_processes
+    sku = new_sku()
+    await theirs.execute(Product, product_id(sku), register_once(sku), likely_new=True)
+    with pytest.raises(AlreadyExists):
+        await mine.execute(Product, product_id(sku), register_once(sku), likely_new=True)
+    events = await store.read_stream(product_id(sku))
+    assert [e.version for e in events] == [1]
+
+
+async def test_if_match_on_a_likely_new_stream_reads_first(
+    two_processes: tuple[Repository, Repository, CountingStore],
+) -> None:
+    """If-Match names a version: it is judged on the store, never by a blind append."""
+    mine, _, store = two_processes
+    sku = new_sku()
+    with pytest.raises(PreconditionFailed):
+        await mine.execute(
+            Product,
+            product_id(sku),
+            register_once(sku),
+            Context(expected_version=3),
+            likely_new=True,
+        )
+    assert store.reads == 1 and await store.read_stream(product_id(sku)) == []
+
+
+class SinceCountingStore(CountingStore):
+    """Also records the version each stream read started from."""
+
+    starts: list[int]
+
+    async def read_stream(self, stream_id: UUID, *args: Any, **kwargs: Any) -> list[StoredEvent]:
+        """Record, then read."""
+        self.starts = [*getattr(self, "starts", []), args[0] if args else 1]
+        return await super().read_stream(stream_id, *args, **kwargs)
+
+
+async def test_a_read_of_a_cached_stream_fetches_only_what_came_after(engine: AsyncEngine) -> None:
+    """Another process repriced: the read sees it, fetching from the cached version on."""
+    store = SinceCountingStore(engine)
+    mine, theirs = Repository(store), Repository(PostgresEventStore(engine))
+    sku = new_sku()
+    await mine.execute(Product, product_id(sku), register(sku))
+    await theirs.execute(Product, product_id(sku), reprice("5.00"))
+    await theirs.execute(Product, product_id(sku), reprice("6.00"))
+    loaded = await mine.get(Product, product_id(sku))
+    assert loaded is not None
+    assert (loaded.aggregate.version, loaded.aggregate.price) == (3, Decimal("6.00"))
+    assert store.starts == [1, 2]  # the register's look, then only what came after version 1
+    # What was read is cached: the next command on the stream is one append, no read.
+    outcome = await mine.execute(Product, product_id(sku), reprice("7.00"))
+    assert (outcome.version, store.reads) == (4, 2)
+    fresh = await Repository(PostgresEventStore(engine)).get(Product, product_id(sku))
+    assert fresh is not None and fresh.aggregate.price == Decimal("7.00")
+
+
+async def test_a_read_does_not_hand_out_the_aggregate_a_command_is_changing(
+    engine: AsyncEngine,
+) -> None:
+    """A refused command must not leave its half-made change in what readers get."""
+    repo = Repository(PostgresEventStore(engine))
+    sku = new_sku()
+    await repo.execute(Product, product_id(sku), register(sku))
+
+    def reprice_then_refuse(product: Product | None) -> Product:
+        assert product is not None
+        product.reprice(Decimal("99.00"))
+        raise AlreadyExists("refused after changing it")
+
+    with pytest.raises(AlreadyExists):
+        await repo.execute(Product, product_id(sku), reprice_then_refuse)
+    loaded = await repo.get(Product, product_id(sku))
+    assert loaded is not None and loaded.aggregate.price == Decimal("3.00")
