@@ -4,9 +4,9 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,7 +14,11 @@ from core.auth import InvalidToken, Principal, verify_token
 from core.settings import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_bearer = HTTPBearer(auto_error=False, description="JWT (HS256) with `sub`, `scope`, `exp`")
+BEARER_SCHEME_NAME = "HTTPBearer"
+_BEARER_DESCRIPTION = "JWT (HS256) with `sub`, `scope`, `exp`"
+_bearer = HTTPBearer(
+    auto_error=False, description=_BEARER_DESCRIPTION, scheme_name=BEARER_SCHEME_NAME
+)
 
 
 class RequestContextMiddleware:
@@ -106,6 +110,45 @@ def unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, as HTTPBearer reads it."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def document_bearer(app: FastAPI) -> None:
+    """Declare the bearer scheme in OpenAPI even where no route has it as a dependency."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes.setdefault(
+            BEARER_SCHEME_NAME,
+            {"type": "http", "description": _BEARER_DESCRIPTION, "scheme": "bearer"},
+        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def authorize(request: Request, token: str | None, scope: str) -> Principal:
+    """The caller behind a valid token carrying `scope`; else a 401 or a 403."""
+    if token is None:
+        raise unauthorized("missing bearer token")
+    config: Settings = request.app.state.settings
+    try:
+        principal = verify_token(token, config.secret, config.jwt_leeway_seconds)
+    except InvalidToken:
+        raise unauthorized("invalid or expired token") from None
+    if scope not in principal.scopes:
+        raise HTTPException(403, detail=f"token lacks scope {scope}")
+    return principal
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers whose valid token carries `scope`.
 
@@ -113,22 +156,8 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     each dependency costs FastAPI a resolution step on every request.
     """
 
-    async def dependency(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal:
-        if credentials is None:
-            raise unauthorized("missing bearer token")
-        config: Settings = request.app.state.settings
-        try:
-            principal = verify_token(
-                credentials.credentials, config.secret, config.jwt_leeway_seconds
-            )
-        except InvalidToken:
-            raise unauthorized("invalid or expired token") from None
-        if scope not in principal.scopes:
-            raise HTTPException(403, detail=f"token lacks scope {scope}")
-        return principal
+    async def dependency(request: Request, credentials: BearerCredentials) -> Principal:
+        return authorize(request, credentials.credentials if credentials else None, scope)
 
     return dependency
 
