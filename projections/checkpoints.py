@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from eventstore.positions import Position
@@ -14,10 +16,17 @@ CHECKPOINTS, PARKED = "checkpoints", "parked_events"
 
 
 class Checkpoints:
-    """Checkpoints in MongoDB: {_id: name, token, events_seen, updated_at, last_error}."""
+    """Checkpoints in MongoDB: {_id: name, token, events_seen, updated_at, last_error}.
+
+    Saves are coalesced: one wake-up moves every subscriber of a worker at about the same time,
+    and the saves made while one write is in flight go out together in the next bulk write
+    (one round trip instead of one per subscriber; the first save never waits).
+    """
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db[CHECKPOINTS]
+        self._pending: list[tuple[UpdateOne, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def load(self, name: str) -> Position | None:
         """The position after which `name` continues (None: from the start)."""
@@ -26,7 +35,7 @@ class Checkpoints:
 
     async def save(self, name: str, position: Position, events_seen: int) -> None:
         """Advance `name` to `position` (only forwards: a stale writer cannot move it back)."""
-        await self.collection.update_one(
+        update = UpdateOne(
             {"_id": name},
             {
                 "$max": {"token": position.token},
@@ -35,6 +44,29 @@ class Checkpoints:
             },
             upsert=True,
         )
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((update, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+        await done
+
+    async def _write_pending(self) -> None:
+        """Write what is pending, then what was saved meanwhile, until nothing is left."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self.collection.bulk_write([update for update, _ in batch], ordered=False)
+            except Exception as exc:
+                outcome: BaseException | None = exc
+            else:
+                outcome = None
+            for _, done in batch:
+                if done.done():  # its saver was cancelled; the write happened all the same
+                    continue
+                if outcome is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(outcome)
 
     async def record_error(self, name: str, error: str | None) -> None:
         """Remember the last error of `name` (None clears it)."""
