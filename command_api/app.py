@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_api import errors
 from command_api.routes import health, ops, orders, products, stock
-from core import heap
+from core import heap, openapi
 from core.db import create_engine
-from core.http import RequestContextMiddleware, document_bearer
+from core.http import RequestContextMiddleware
 from core.logging import configure_logging
 from core.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from core.settings import Settings, get_settings
@@ -91,9 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
     for module in (products, stock, orders, ops, health):
-        app.include_router(module.router)
+        app.include_router(openapi.document(module.router))
     ops_client = attach_ops(app, settings)
-    document_bearer(app)
+    openapi.declare_bearer(app)
     return app
 
 

@@ -8,16 +8,16 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from command_api.handlers import Handler
 from core.auth import Principal
-from core.http import BEARER_SCHEME_NAME, authorize, bearer_token, request_id
+from core.http import authorize, bearer_token, request_id
 from core.metrics import COMMANDS
+from core.openapi import documents, model_headers
 from eventstore.base import IdempotencyClaim, StoredResponse
 from eventstore.records import StoreUnavailable
 from eventstore.repository import Context, Outcome, Repository
@@ -120,30 +120,7 @@ class CommandHeaders(BaseModel):
             ) from None
 
 
-def header_parameters() -> list[dict[str, Any]]:
-    """CommandHeaders as OpenAPI header parameters."""
-    properties = CommandHeaders.model_json_schema(by_alias=True)["properties"]
-    return [
-        {"name": name, "in": "header", "required": False, "schema": schema}
-        for name, schema in properties.items()
-    ]
-
-
-# What FastAPI would have documented had the headers and the bearer scheme been parameters
-# and dependencies of their own (each costs a resolution step on every request).
-COMMAND_OPENAPI: dict[str, Any] = {
-    "parameters": header_parameters(),
-    "security": [{BEARER_SCHEME_NAME: []}],
-}
-
-
-def document_commands(router: APIRouter) -> None:
-    """Give every route of `router` the command headers and bearer auth in OpenAPI."""
-    for route in router.routes:
-        if isinstance(route, APIRoute):
-            route.openapi_extra = {**(route.openapi_extra or {}), **COMMAND_OPENAPI}
-
-
+@documents(parameters=model_headers(CommandHeaders), bearer=True)
 async def command_runner(request: Request) -> CommandRunner:
     """Collect the request's part of a command: who, which key, which version, which ids.
 

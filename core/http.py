@@ -4,21 +4,15 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.auth import InvalidToken, Principal, verify_token
+from core.openapi import documents
 from core.settings import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-BEARER_SCHEME_NAME = "HTTPBearer"
-_BEARER_DESCRIPTION = "JWT (HS256) with `sub`, `scope`, `exp`"
-_bearer = HTTPBearer(
-    auto_error=False, description=_BEARER_DESCRIPTION, scheme_name=BEARER_SCHEME_NAME
-)
 
 
 class RequestContextMiddleware:
@@ -110,29 +104,10 @@ def unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
 def bearer_token(request: Request) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, as HTTPBearer reads it."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token if scheme.lower() == "bearer" and token else None
-
-
-def document_bearer(app: FastAPI) -> None:
-    """Declare the bearer scheme in OpenAPI even where no route has it as a dependency."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema: dict[str, Any] = build()
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes.setdefault(
-            BEARER_SCHEME_NAME,
-            {"type": "http", "description": _BEARER_DESCRIPTION, "scheme": "bearer"},
-        )
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def authorize(request: Request, token: str | None, scope: str) -> Principal:
@@ -152,12 +127,13 @@ def authorize(request: Request, token: str | None, scope: str) -> Principal:
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers whose valid token carries `scope`.
 
-    The app's settings come from `app.state.settings`, not from a dependency of their own:
-    each dependency costs FastAPI a resolution step on every request.
+    The token and the app's settings are read from the request, not from dependencies of
+    their own: each costs FastAPI a resolution step on every request (see core.openapi).
     """
 
-    async def dependency(request: Request, credentials: BearerCredentials) -> Principal:
-        return authorize(request, credentials.credentials if credentials else None, scope)
+    @documents(bearer=True)
+    async def dependency(request: Request) -> Principal:
+        return authorize(request, bearer_token(request), scope)
 
     return dependency
 

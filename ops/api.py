@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from core import openapi
 from core.auth import Principal
 from core.errors import ADMIN_ERRORS, error_responses
 from core.http import require_scope
@@ -115,6 +116,6 @@ def attach(app: FastAPI, settings: Settings) -> AsyncMongoClient[Document]:
     app.state.ops_db = database(client, settings)
     app.state.refresh_metrics = lambda: refresh_lag_gauges(app)
     app.state.ops_broker = create_broker(settings)
-    app.include_router(router)
+    app.include_router(openapi.document(router))
     app.add_exception_handler(PyMongoError, read_models_unavailable)
     return client

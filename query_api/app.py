@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import errors, heap
+from core import errors, heap, openapi
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
 from core.metrics import QUERY_SECONDS
@@ -99,5 +99,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_exception_handler(PyMongoError, mongo_unavailable)
     for module in (products, stock, orders, dashboards, audit, health):
-        app.include_router(module.router)
+        app.include_router(openapi.document(module.router))
+    openapi.declare_bearer(app)
     return app

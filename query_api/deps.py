@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from core.auth import Principal
 from core.http import require_scope
+from core.openapi import documents, header
 from core.settings import Settings
 from projections.base import Document
 from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough
@@ -67,19 +69,33 @@ async def page_dep(
 Paging = Annotated[Page, Depends(page_dep)]
 
 
-def fresh(*projections: str) -> Callable[..., Any]:
-    """A dependency: honour X-Min-Position for `projections`, and report X-Read-Position."""
+MIN_POSITION = "X-Min-Position"
+MIN_POSITION_HEADER = header(
+    MIN_POSITION,
+    {"type": "string", "pattern": TOKEN.pattern},
+    "Wait (bounded) until this route's read models include this token",
+)
 
-    async def dependency(
-        request: Request,
-        x_min_position: Annotated[
-            str | None,
-            Header(
-                pattern=TOKEN.pattern,
-                description="Wait (bounded) until this route's read models include this token",
-            ),
-        ] = None,
-    ) -> None:
+
+def min_position(request: Request) -> str | None:
+    """The X-Min-Position header, or a 422 if it is not a position token."""
+    token = request.headers.get(MIN_POSITION)
+    if token is not None and not TOKEN.match(token):
+        error = {"type": "string_pattern_mismatch", "loc": ("header", MIN_POSITION)}
+        msg = f"String should match pattern '{TOKEN.pattern}'"
+        raise RequestValidationError([{**error, "msg": msg, "input": token}])
+    return token
+
+
+def fresh(*projections: str) -> Callable[..., Any]:
+    """A dependency: honour X-Min-Position for `projections`, and report X-Read-Position.
+
+    The header is read from the request, not declared as a parameter (see core.openapi).
+    """
+
+    @documents(parameters=[MIN_POSITION_HEADER])
+    async def dependency(request: Request) -> None:
+        x_min_position = min_position(request)
         watcher: CheckpointWatcher = request.app.state.watcher
         position = request.state.read_position = watcher.position(projections)
         if x_min_position is not None:

@@ -1,7 +1,8 @@
 """Read-your-writes: wait until the projections a route reads have passed a position token.
 
 One watcher per process reads the checkpoints: every 100 ms, and every 10 ms while a request is
-waiting (the first read 10 ms after a request starts waiting, whatever the idle pause had left). Waiting requests sleep on a shared condition instead of polling MongoDB themselves, and
+waiting (the first read 10 ms after a request starts waiting, whatever the idle pause had left).
+Waiting requests sleep on a shared condition instead of polling MongoDB themselves, and
 requests that do not wait use the cached positions: checkpoints only move forwards, so a cached
 one is still a true lower bound of what a read sees.
 """

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from command_api import handlers
-from command_api.dispatch import CommandDep, document_commands
+from command_api.dispatch import CommandDep
 from command_api.routes.common import CREATE_RESPONSES, UPDATE_RESPONSES
 from command_api.schemas import (
     CancelOrderRequest,
@@ -37,6 +37,3 @@ async def cancel_order(order_id: UUID, body: CancelOrderRequest, run: CommandDep
 async def ship_order(order_id: UUID, body: ShipOrderRequest, run: CommandDep) -> JSONResponse:
     """Ship a confirmed order."""
     return await run.run(handlers.ship_order, commands.ShipOrder(order_id))
-
-
-document_commands(router)

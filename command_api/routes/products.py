@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from command_api import handlers
-from command_api.dispatch import CommandDep, document_commands
+from command_api.dispatch import CommandDep
 from command_api.routes.common import CREATE_RESPONSES, UPDATE_RESPONSES
 from command_api.schemas import (
     CommandResponse,
@@ -54,6 +54,3 @@ async def discontinue_product(
     """Withdraw a product from sale; it accepts no further changes."""
     command = commands.DiscontinueProduct(product_id, body.reason)
     return await run.run(handlers.discontinue_product, command)
-
-
-document_commands(router)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from command_api import handlers
-from command_api.dispatch import CommandDep, document_commands
+from command_api.dispatch import CommandDep
 from command_api.routes.common import UPDATE_RESPONSES
 from command_api.schemas import (
     SKU_PATTERN,
@@ -37,6 +37,3 @@ async def receive_stock(sku: SkuPath, body: ReceiveStockRequest, run: CommandDep
 async def adjust_stock(sku: SkuPath, body: AdjustStockRequest, run: CommandDep) -> JSONResponse:
     """Correct the on-hand count; never below what is reserved (409)."""
     return await run.run(handlers.adjust_stock, commands.AdjustStock(sku, body.delta, body.reason))
-
-
-document_commands(router)

@@ -773,8 +773,12 @@ async def test_openapi_request_bodies_have_examples(api: httpx.AsyncClient) -> N
             assert examples, f"{method.upper()} {path} has no request example"
             checked += 1
             security = operation.get("security")
-            assert security, f"{method.upper()} {path} documents no auth"
+            assert security == [{"HTTPBearer": []}], f"{method.upper()} {path} documents no auth"
+            headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+            expected = {"Idempotency-Key", "If-Match", "X-Correlation-ID", "X-Causation-ID"}
+            assert headers == expected, f"{method.upper()} {path} documents {headers}"
     assert checked == 9
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
 # --------------------------------------------------------------------------- never a 500

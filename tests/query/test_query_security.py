@@ -144,6 +144,11 @@ async def test_openapi_lists_every_query_route_with_examples(query: httpx.AsyncC
     for path in TEMPLATES:
         operation = spec["paths"][path]["get"]
         assert {"200", "401", "403", "422"} <= set(operation["responses"]), path
+        # Read from the request by the dependency itself, documented all the same.
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert "X-Min-Position" in headers, path
+        assert operation["security"] == [{"HTTPBearer": []}], path
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     schemas = spec["components"]["schemas"]
     for model, fields in (
         ("ProductResponse", {"id", "sku", "name", "category", "price", "status", "available"}),
