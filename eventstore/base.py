@@ -55,7 +55,10 @@ class EventStore(Protocol):
     async def append(
         self, *streams: StreamAppend, completion: Completion | None = None
     ) -> list[AppendResult]:
-        """Append to each stream at its expected version, all in one transaction, or nothing."""
+        """Append to each stream at its expected version, all in one transaction, or nothing.
+
+        A stream given no events is only checked: the append happens if it is at that version.
+        """
         ...
 
     async def read_stream(

@@ -32,7 +32,10 @@ class InMemoryEventStore:
     async def append(
         self, *streams: StreamAppend, completion: Completion | None = None
     ) -> list[AppendResult]:
-        """Append to each stream at its expected version, all at once, or nothing."""
+        """Append to each stream at its expected version, all at once, or nothing.
+
+        A stream given no events is only checked: the append happens if it is at that version.
+        """
         async with self._lock:
             for stream in streams:
                 actual = len(self._streams.get(stream.stream_id, []))
@@ -60,8 +63,10 @@ class InMemoryEventStore:
             )
             self.events.append(event)
             self._streams.setdefault(stream.stream_id, []).append(event)
-        last = self.events[-1]
-        return AppendResult(stream.stream_id, last.version, last.position)
+        written = self._streams.get(stream.stream_id)
+        if not written:  # only checked, never written: a stream at version 0
+            return AppendResult(stream.stream_id, 0, ORIGIN)
+        return AppendResult(stream.stream_id, written[-1].version, written[-1].position)
 
     async def read_stream(
         self, stream_id: UUID, from_version: int = 1, limit: int | None = None

@@ -165,7 +165,10 @@ class PostgresEventStore:
     async def append(
         self, *streams: StreamAppend, completion: Completion | None = None
     ) -> list[AppendResult]:
-        """Append to each stream at its expected version, all in one transaction, or nothing."""
+        """Append to each stream at its expected version, all in one transaction, or nothing.
+
+        A stream given no events is only checked: the append happens if it is at that version.
+        """
         started = time.perf_counter()
         params = _append_params(streams)
         async with translate_errors():

@@ -93,6 +93,20 @@ async def test_an_append_to_several_streams_is_all_or_nothing(store: EventStore)
     assert results[0].position.transaction_id == results[1].position.transaction_id
 
 
+async def test_a_stream_without_events_only_asserts_its_version(store: EventStore) -> None:
+    watched = stream(0, "A")
+    await store.append(watched)
+    target = stream(0, "X")
+    [result, _] = await store.append(target, StreamAppend(watched.stream_id, "Thing", 1, []))
+    assert result.version == 1
+    assert [e.type for e in await store.read_stream(watched.stream_id)] == ["A"]
+    moved = stream(0, "Y")
+    with pytest.raises(WrongExpectedVersion) as refused:
+        await store.append(moved, StreamAppend(watched.stream_id, "Thing", 0, []))
+    assert refused.value.stream_id == watched.stream_id
+    assert await store.read_stream(moved.stream_id) == []
+
+
 async def test_read_all_follows_by_token_in_pages(store: EventStore) -> None:
     for _ in range(5):
         await store.append(stream(0, "A", "B"))
