@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
+from uuid import UUID
 
 from domain import commands
 from domain.catalog import Product
-from domain.errors import AlreadyExists, NotFound, ProductDiscontinued, UnknownProduct
+from domain.errors import (
+    AlreadyExists,
+    DomainError,
+    NotFound,
+    ProductDiscontinued,
+    UnknownProduct,
+)
 from domain.inventory import StockItem
 from domain.orders import Order
 from domain.values import OrderLine, normalize_sku, product_id, stock_item_id
-from eventstore.repository import Context, Outcome, Repository
+from eventstore.repository import AssumptionFailed, Context, Loaded, Outcome, Repository
 
 C = TypeVar("C")
 Handler = Callable[[Any, Repository, Context], Awaitable[Outcome]]
@@ -100,26 +108,63 @@ async def price_lines(
 ) -> list[OrderLine]:
     """Each requested line with the catalog's current unit price; unknown or discontinued fail."""
     loaded = await asyncio.gather(*(repo.get(Product, product_id(line.sku)) for line in lines))
-    priced = []
-    for line, found in zip(lines, loaded, strict=True):
+    return priced(lines, loaded)
+
+
+def priced(
+    lines: tuple[commands.RequestedLine, ...], products: Sequence[Loaded[Product] | None]
+) -> list[OrderLine]:
+    """The lines at the given products' prices; unknown or discontinued products fail."""
+    result = []
+    for line, found in zip(lines, products, strict=True):
         if found is None:
             raise UnknownProduct(f"SKU {normalize_sku(line.sku)} is not in the catalog")
         if found.aggregate.discontinued:
             raise ProductDiscontinued(f"SKU {found.aggregate.sku} is discontinued")
-        priced.append(OrderLine(found.aggregate.sku, line.quantity, found.aggregate.price))
-    return priced
+        result.append(OrderLine(found.aggregate.sku, line.quantity, found.aggregate.price))
+    return result
+
+
+def quoted(
+    lines: tuple[commands.RequestedLine, ...], repo: Repository
+) -> tuple[list[OrderLine], dict[UUID, int]] | None:
+    """The lines priced from cached products, and the versions priced at; None if any is not
+    cached or would be refused (a refusal is only ever made on the stored state)."""
+    products = [repo.peek(Product, product_id(line.sku)) for line in lines]
+    if any(found is None for found in products):
+        return None
+    try:
+        lines_at = priced(lines, products)
+    except DomainError:
+        return None
+    return lines_at, {p.aggregate.id: p.aggregate.version for p in products if p is not None}
 
 
 async def place_order(cmd: commands.PlaceOrder, repo: Repository, ctx: Context) -> Outcome:
-    """Place an order at current catalog prices; fulfilment follows asynchronously."""
+    """Place an order at current catalog prices; fulfilment follows asynchronously.
+
+    Prices come from cached products when every line's is cached: the append then checks, in
+    the same statement, that none of them has changed since (one round trip in all). If one
+    has, the order is priced again from the store.
+    """
+
+    def place(lines: list[OrderLine]) -> Callable[[Order | None], Order]:
+        def decide(order: Order | None) -> Order:
+            if order is not None:
+                raise AlreadyExists(f"order {cmd.order_id} exists")
+            return Order.place(cmd.customer_id, lines, id=cmd.order_id)
+
+        return decide
+
+    if (quote := quoted(cmd.lines, repo)) is not None:
+        lines, versions = quote
+        try:
+            checked = replace(ctx, unchanged=versions)
+            return await repo.execute(Order, cmd.order_id, place(lines), checked, likely_new=True)
+        except AssumptionFailed:
+            pass  # a price (or the catalog) moved on: price again from the store
     lines = await price_lines(cmd.lines, repo)
-
-    def decide(order: Order | None) -> Order:
-        if order is not None:
-            raise AlreadyExists(f"order {cmd.order_id} exists")
-        return Order.place(cmd.customer_id, lines, id=cmd.order_id)
-
-    return await repo.execute(Order, cmd.order_id, decide, ctx, likely_new=True)
+    return await repo.execute(Order, cmd.order_id, place(lines), ctx, likely_new=True)
 
 
 async def cancel_order(cmd: commands.CancelOrder, repo: Repository, ctx: Context) -> Outcome:

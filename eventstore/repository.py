@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -42,6 +42,10 @@ class ConcurrencyConflict(Exception):
     """Concurrent writers kept winning; the command was retried and gave up."""
 
 
+class AssumptionFailed(Exception):
+    """A stream the command relied on (Context.unchanged) moved on: decide again from reads."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a command did to its stream."""
@@ -68,6 +72,9 @@ class Context:
     expected_version: int | None = None
     claim: IdempotencyClaim | None = None
     respond: Callable[[Outcome], StoredResponse] | None = None
+    # Other streams the decision was made from, at the versions it saw: the append checks them
+    # in the same statement, and raises AssumptionFailed if any has moved on.
+    unchanged: Mapping[UUID, int] = field(default_factory=dict)
 
 
 class Repository:
@@ -236,10 +243,27 @@ class Repository:
             [self.codec.encode(event) for event in pending],
             context.metadata,
         )
-        results = await self.store.append(append, completion=_completion(context, version))
+        checks = [StreamAppend(sid, "", v, []) for sid, v in context.unchanged.items()]
+        try:
+            results = await self.store.append(
+                append, *checks, completion=_completion(context, version)
+            )
+        except WrongExpectedVersion as exc:
+            if exc.stream_id in context.unchanged:
+                raise AssumptionFailed(f"stream {exc.stream_id} moved on") from exc
+            raise
         if aggregate is not None:
             self._remember(self._cache, stream_id, Loaded(aggregate, results[0].position))
         return _outcome(results[0], version)
+
+    def peek(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
+        """The cached aggregate, without I/O (for reading now, before any await), or None.
+
+        It may be behind the store: decide from it only with Context.unchanged naming its
+        version, so that the append proves it current.
+        """
+        cached = self._cache.get(stream_id)
+        return cached if cached is not None and isinstance(cached.aggregate, cls) else None
 
     def _remember(self, cache: OrderedDict[UUID, Any], key: UUID, value: Any) -> None:
         cache[key] = value
