@@ -3,7 +3,9 @@
 `uvicorn bench.ceilings:insert_app` (CEILING_DATABASE_URL, a libpq URL): `POST /insert` runs one
 raw asyncpg INSERT of the request's small JSON into `ceiling_events`, the event table's shape.
 `uvicorn bench.ceilings:find_app` (CEILING_MONGODB_URL, CEILING_MONGODB_DB,
-CEILING_MONGODB_COLLECTION): `GET /find/{id}` runs one `find_one({"_id": id})`.
+CEILING_MONGODB_COLLECTION): `GET /find/{id}` runs one `find_one({"_id": id})`, and
+`GET /list?category=&min_cents=` the query API's filtered list as bare calls: one
+`find(...).sort("sku").limit(20)` and one `count_documents`.
 Both are plain FastAPI apps under the same uvicorn as the products they are compared with.
 """
 
@@ -83,6 +85,15 @@ async def find(doc_id: str, request: Request) -> dict[str, Any]:
     if doc is None:
         raise HTTPException(404, detail=f"{doc_id} not found")
     return doc
+
+
+@find_app.get("/list")
+async def find_list(category: str, min_cents: int, request: Request) -> dict[str, Any]:
+    """The same find + count_documents as the query API's filtered list, without the rest."""
+    collection = request.app.state.collection
+    query = {"category": category, "price_cents": {"$gte": min_cents}}
+    items = [doc async for doc in collection.find(query).sort([("sku", 1)]).limit(20)]
+    return {"items": items, "total": await collection.count_documents(query)}
 
 
 @insert_app.get("/health")

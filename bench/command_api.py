@@ -20,7 +20,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from sqlalchemy.engine import make_url
 
-from bench.context import BENCH_SECRET, BenchContext
+from bench.context import BENCH_SECRET, BenchContext, cpu_seconds
 from bench.core import Figure, Mode, repeat
 from bench.http import Client, Response
 from bench.load import LoadResult, Request, closed_loop
@@ -35,6 +35,9 @@ UNITS = {
     LIBRARY: "saves/s",
     **{f"{side} {p}": "ms" for side in (API, CEILING, LIBRARY) for p in ("p50", "p99")},
     f"{API} errors": "non-2xx per run",
+    # The server process's own CPU per answered request: where the gap to the ceiling lies.
+    f"{API} server CPU": "ms/request",
+    f"{CEILING} server CPU": "ms/request",
 }
 
 
@@ -182,6 +185,7 @@ def record_targets(figure: Figure) -> None:
     )
     detail = f"{p99:.1f} ms at {CONNECTIONS} connections"
     figure.target("command API p99 ≤ 40 ms", p99 <= 40, detail)
+    figure.ratio(f"{API} / {CEILING} server CPU", f"{API} server CPU", f"{CEILING} server CPU")
 
 
 @dataclass
@@ -194,21 +198,30 @@ class Sides:
     skus: list[str]
     token: str
     runs: Iterator[float]
+    pids: dict[str, int]
     statuses: dict[int, int] = field(default_factory=dict)
 
     async def __call__(self) -> dict[str, float]:
         """Measure each side once."""
         seconds, tag = next(self.runs), f"R{uuid.uuid4().hex[:8]}"
         mix = command_mix(self.skus, self.token, tag)
-        mixed = await closed_loop(self.api, mix, CONNECTIONS, seconds)
+        mixed, api_cpu = await self.timed(self.api, mix, seconds)
         for status, count in mixed.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + count
-        raw = await closed_loop(self.ceiling, insert_ceiling, CONNECTIONS, seconds)
+        raw, raw_cpu = await self.timed(self.ceiling, insert_ceiling, seconds)
         saved = await asyncio.to_thread(saves, self.library, seconds)
         if raw.errors or saved.errors:
             raise RuntimeError(f"a baseline failed: {raw.statuses}, {saved.errors} save errors")
-        errors = {f"{API} errors": float(mixed.errors)}
-        return {**summary(API, mixed), **errors, **summary(CEILING, raw), **summary(LIBRARY, saved)}
+        extra = {f"{API} errors": float(mixed.errors), f"{API} server CPU": api_cpu}
+        extra[f"{CEILING} server CPU"] = raw_cpu
+        return {**summary(API, mixed), **summary(CEILING, raw), **summary(LIBRARY, saved), **extra}
+
+    async def timed(self, base: str, request: Request, seconds: float) -> tuple[LoadResult, float]:
+        """A closed-loop run against `base`, and its server's CPU ms per request."""
+        before = cpu_seconds(self.pids[base])
+        result = await closed_loop(base, request, CONNECTIONS, seconds)
+        used = cpu_seconds(self.pids[base]) - before
+        return result, 1000 * used / max(1, result.requests)
 
 
 async def run(ctx: BenchContext) -> Figure:
@@ -225,7 +238,7 @@ async def run(ctx: BenchContext) -> Figure:
         ):
             token = bench_token(["commands:write"])
             skus = await preregister(api, token, ctx.mode.count(1000))
-            sides = Sides(api, ceiling, library, skus, token, lengths(ctx.mode))
+            sides = Sides(api, ceiling, library, skus, token, lengths(ctx.mode), ctx.pids)
             await repeat(ctx.mode, sides, figure, UNITS)
     finally:
         library.close()
@@ -253,4 +266,8 @@ def notes(statuses: dict[int, int], skus: int) -> list[str]:
         "events table's shape; eventsourcing: `Application.save()` of a new one-event aggregate "
         f"(PostgreSQL module, pool of {CONNECTIONS}), in-process, no HTTP.",
         f"command API answers (all runs, warm-up included): {answers}",
+        "server CPU: user + system CPU time of the uvicorn process over the run, per request "
+        "answered (from /proc); the load generator, PostgreSQL and Redis are not in it. "
+        "Every side runs in one process on one event loop, so a side whose process is "
+        "near a core's worth of CPU is bound by its own per-request cost.",
     ]

@@ -165,6 +165,15 @@ def uvicorn_argv(app: str, port: int) -> list[str]:
     return [*argv, "--no-access-log"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its threads have used so far; NaN if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
     """Block until `url` answers 200, or fail if the process died."""
     deadline = time.monotonic() + seconds
