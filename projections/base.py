@@ -148,7 +148,13 @@ class DocumentProjection(ReadModel):
         await self.collection.replace_one({"_id": key}, folded, upsert=True)
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
-        """Fold the new events into their documents and write them back, guarded."""
+        """Fold the new events into their documents and write them back, guarded.
+
+        Documents whose first event here creates them (a registration, a placed order) are
+        inserted without being read first: the insert's unique `_id` is the check. If one
+        existed after all (a batch seen before a crash), every document is read and the batch
+        folded again; what did go in is guarded by `_last` like any write.
+        """
         by_key: dict[str, list[StoredEvent]] = {}
         for event in events:
             key = self.key(event)
@@ -156,8 +162,28 @@ class DocumentProjection(ReadModel):
                 by_key.setdefault(key, []).append(event)
         if not by_key:
             return
-        found = self.collection.find({"_id": {"$in": list(by_key)}})
-        existing = {doc["_id"]: doc async for doc in found}
+        new = {key for key, evs in by_key.items() if self._creates(evs[0])}
+        try:
+            await self._fold_and_write(by_key, set(by_key) - new)
+        except ConcurrentWrite:
+            if not new:
+                raise
+            await self._fold_and_write(by_key, set(by_key))
+
+    def _creates(self, event: StoredEvent) -> bool:
+        """Whether `event` makes a document from nothing (folding it onto none succeeds)."""
+        try:
+            self.fold(None, event)
+        except Exception:  # not a creating event (or a poison one: the read path reports it)
+            return False
+        return True
+
+    async def _fold_and_write(self, by_key: dict[str, list[StoredEvent]], read: set[str]) -> None:
+        """Read the documents of `read` (the others are taken as new), fold, write guarded."""
+        existing: dict[str, Document] = {}
+        if read:
+            found = self.collection.find({"_id": {"$in": list(read)}})
+            existing = {doc["_id"]: doc async for doc in found}
         ops = [
             op for key, evs in by_key.items() if (op := self._write(key, existing.get(key), evs))
         ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from command_api import handlers
 from domain import commands
@@ -98,3 +102,33 @@ def _ctx() -> Context:
 def history() -> History:
     """An empty history."""
     return History()
+
+
+class Sent(monitoring.CommandListener):
+    """Counts the commands a client sends to the server, by name (each one a round trip)."""
+
+    def __init__(self) -> None:
+        self.commands: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        """Count it."""
+        self.commands[event.command_name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Nothing to do."""
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        """Nothing to do."""
+
+
+@pytest.fixture
+async def watched(mongodb_url: str) -> AsyncIterator[tuple[Any, Sent]]:
+    """A scratch database on a client that counts the commands it sends."""
+    sent = Sent()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, event_listeners=[sent])
+    name = f"watched_{uuid4().hex[:8]}"
+    try:
+        yield client[name], sent
+    finally:
+        await client.drop_database(name)
+        await client.close()

@@ -3,56 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from eventstore.positions import Position
 from projections.checkpoints import Checkpoints
+from tests.projections.conftest import Sent
 
 
-class Updates(monitoring.CommandListener):
-    """Counts the update commands sent to the server (each one a round trip)."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        """Count updates."""
-        self.sent += event.command_name == "update"
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        """Nothing to do."""
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        """Nothing to do."""
-
-
-@pytest.fixture
-async def watched(mongodb_url: str) -> AsyncIterator[tuple[Any, Updates]]:
-    """A scratch database on a client that counts update commands."""
-    updates = Updates()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongodb_url, event_listeners=[updates]
-    )
-    name = f"checkpoints_{uuid.uuid4().hex[:8]}"
-    try:
-        yield client[name], updates
-    finally:
-        await client.drop_database(name)
-        await client.close()
-
-
-async def test_saves_made_at_once_share_round_trips(watched: tuple[Any, Updates]) -> None:
-    db, updates = watched
+async def test_saves_made_at_once_share_round_trips(watched: tuple[Any, Sent]) -> None:
+    db, sent = watched
     checkpoints = Checkpoints(db)
     names = [f"subscriber-{n}" for n in range(6)]
     await asyncio.gather(*(checkpoints.save(n, Position(7, i + 1), 3) for i, n in enumerate(names)))
-    assert updates.sent <= 2  # the first goes alone, the rest wait for it and go together
+    # The first goes alone; the rest wait for it and go together.
+    assert sent.commands["update"] <= 2
     for i, name in enumerate(names):
         assert await checkpoints.load(name) == Position(7, i + 1)
     await checkpoints.save(names[0], Position(7, 0), 2)  # only forwards; counts still add up

@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from eventstore.records import StoredEvent
 from projections.registry import COLLECTIONS, PROJECTIONS, build
-from tests.projections.conftest import History
+from tests.projections.conftest import History, Sent
 
 Db = AsyncDatabase[dict[str, Any]]
 
@@ -118,3 +118,23 @@ async def test_every_projection_applies_a_batch_once_even_when_given_twice(
     day = await mongo_db["sales_daily"].find_one({})
     assert day is not None and day["orders"] == 2 and day["revenue"] == "10.00"
     assert await mongo_db["audit_log"].count_documents({}) == len(history.events)
+
+
+async def test_new_documents_are_inserted_unread_and_a_redelivery_is_still_applied_once(
+    watched: tuple[Db, Sent], history: History
+) -> None:
+    db, sent = watched
+    for n in range(5):
+        await history.product(f"NEW-{n}", "4.00")
+    projection = build("products", db)
+    await projection.apply(history.events)
+    assert sent.commands["find"] == 0  # registrations create their documents: nothing to read
+    once = await snapshot(db, "products")
+    await history.rename("NEW-0", "Renamed")
+    await projection.apply(history.events)  # the five again, and a rename: read, fold once
+    assert sent.commands["find"] >= 1
+    docs = {d["sku"]: d for d in (await snapshot(db, "products"))["products"]}
+    assert docs["NEW-0"]["name"] == "Renamed" and len(docs) == 5
+    assert [d for d in once["products"] if d["sku"] != "NEW-0"] == [
+        d for d in (await snapshot(db, "products"))["products"] if d["sku"] != "NEW-0"
+    ]
