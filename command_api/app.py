@@ -54,7 +54,7 @@ def wire(app: FastAPI, settings: Settings, engine: AsyncEngine) -> list[Coalesce
         engine, settings.idempotency_ttl_seconds, settings.idempotency_lock_seconds
     )
     # Workers wake on NOTIFY and on a dramatiq message; either may be lost, the tick covers it.
-    signals = [postgres_notifier(engine), dramatiq_signal(settings)]
+    signals = [postgres_notifier(store), dramatiq_signal(settings)]
     for signal in signals:
         store.on_appended(forward_to(signal))
     store.on_appended(record_append)

@@ -16,10 +16,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from eventstore.positions import Position
+from eventstore.postgres import PostgresEventStore
 
 CHANNEL = "ordertrail_events"
 log = logging.getLogger(__name__)
@@ -86,19 +84,11 @@ NOTIFY_INTERVAL = 0.01
 
 
 def postgres_notifier(
-    engine: AsyncEngine, channel: str = CHANNEL, min_interval: float = NOTIFY_INTERVAL
+    store: PostgresEventStore, channel: str = CHANNEL, min_interval: float = NOTIFY_INTERVAL
 ) -> Coalescer:
     """Sends `NOTIFY ordertrail_events, '<token>'` after appends."""
 
-    # NOTIFY takes a transaction id, and an open transaction holds readers' watermark back:
-    # one autocommit statement keeps that window to the statement itself.
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-
     async def send(position: Position) -> None:
-        async with autocommit.connect() as conn:
-            await conn.execute(
-                sa.text("SELECT pg_notify(:channel, :token)"),
-                {"channel": channel, "token": position.token},
-            )
+        await store.notify(channel, position.token)
 
     return Coalescer(send, "notify", min_interval)

@@ -115,6 +115,9 @@ class Statement:
         return [params[name] for name in self.names]
 
 
+# NOTIFY takes a transaction id, and an open transaction holds readers' watermark back: one
+# autocommit statement keeps that window to the statement itself.
+_NOTIFY = Statement("SELECT pg_notify($1, $2)", ("channel", "payload"))
 _APPEND_FAST = Statement.of(_APPEND)
 _READ_STREAM_FAST = Statement.of(_READ_STREAM)
 _READ_ALL_FAST = Statement.of(_READ_ALL)
@@ -258,6 +261,11 @@ class PostgresEventStore:
                 await conn.invalidate(exc if isinstance(exc, Exception) else None)
                 raise
             return rows
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """`NOTIFY channel, payload` on its own (LISTENers hear it at once: no transaction)."""
+        async with translate_errors():
+            await self._fetch(_NOTIFY, {"channel": channel, "payload": payload})
 
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str

@@ -18,7 +18,8 @@ from tests.conftest import asyncpg_dsn
 async def test_listeners_get_the_newest_token_after_commit(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    store, notifier = PostgresEventStore(engine), postgres_notifier(engine)
+    store = PostgresEventStore(engine)
+    notifier = postgres_notifier(store)
     store.on_appended(lambda streams, last, seconds: notifier.signal(last))
     received: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(asyncpg_dsn(database_url))
