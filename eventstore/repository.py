@@ -185,19 +185,7 @@ class Repository:
         loaded = self._cache.pop(stream_id, None)
         if loaded is None or not isinstance(loaded.aggregate, cls):
             return None
-        version = loaded.aggregate.version
-        if context.expected_version not in (None, version):
-            return None  # perhaps only the cache is behind: judge If-Match on the store
-        try:
-            aggregate = decide(loaded.aggregate)
-        except DomainError:
-            return None  # perhaps only the cache is behind: refuse on the stored state
-        if aggregate is None or not aggregate.pending_events:
-            return None
-        try:
-            return await self._save(cls, stream_id, version, aggregate, loaded, context)
-        except WrongExpectedVersion:
-            return None  # another process wrote: run the command on the stored stream
+        return await self._unread(cls, stream_id, decide, context, loaded)
 
     async def _create(
         self,
@@ -207,19 +195,38 @@ class Repository:
         context: Context,
     ) -> Outcome | None:
         """The command on an empty stream, appended at version 0 unread; None if not empty."""
-        if stream_id in self._exists or context.expected_version not in (None, 0):
+        if stream_id in self._exists:
+            return None
+        return await self._unread(cls, stream_id, decide, context, None)
+
+    async def _unread(
+        self,
+        cls: type[A],
+        stream_id: UUID,
+        decide: Callable[[A | None], A | None],
+        context: Context,
+        assumed: Loaded[A] | None,
+    ) -> Outcome | None:
+        """The command on an assumed state (None: an empty stream), the append judging it.
+
+        None whenever the assumption may be what is wrong: an If-Match or a refusal is judged
+        on the stored state, and a refused append means the stream is not as assumed.
+        """
+        version = assumed.aggregate.version if assumed else 0
+        if context.expected_version not in (None, version):
             return None
         try:
-            aggregate = decide(None)
+            aggregate = decide(assumed.aggregate if assumed else None)
         except DomainError:
-            return None  # refused on an empty stream: let the stored state say why
+            return None
         if aggregate is None or not aggregate.pending_events:
             return None
         try:
-            return await self._save(cls, stream_id, 0, aggregate, None, context)
+            return await self._save(cls, stream_id, version, aggregate, assumed, context)
         except WrongExpectedVersion:
-            self._remember(self._exists, stream_id, None)
-            return None  # the stream exists: decide again on what it holds
+            if assumed is None:  # the stream exists after all: remember that
+                self._remember(self._exists, stream_id, None)
+            return None
 
     async def _save(
         self,
