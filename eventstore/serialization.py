@@ -122,6 +122,31 @@ def _topic(stream_type: str) -> str:
     return get_topic(STREAM_TYPES[stream_type])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How to decode one event type, worked out once: the catch-up decodes every event."""
+
+    cls: Any
+    version: int
+    fields: tuple[str, ...]
+    converters: tuple[tuple[str, Converter], ...]
+    creates: bool
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(type_: str) -> _Plan:
+    """The decoding plan of a stored type name (SerializationError for an unknown one)."""
+    if type_ not in EVENT_TYPES:
+        raise SerializationError(f"unknown event type {type_!r}")
+    event_cls, version = EVENT_TYPES[type_]
+    fields = tuple(_payload_hints(event_cls))
+    creates = issubclass(event_cls, CanInitAggregate)
+    plan = _PLANS[type_] = _Plan(event_cls, version, fields, _converters(event_cls), creates)
+    return plan
+
+
 class EventCodec:
     """Encodes domain events for the store and decodes stored events, upcasting old versions."""
 
@@ -153,16 +178,16 @@ class EventCodec:
 
     def decode(self, stored: StoredEvent) -> CanMutateAggregate[Any]:
         """Rebuild the domain event of a stored event."""
-        if stored.type not in EVENT_TYPES:
-            raise SerializationError(f"unknown event type {stored.type!r}")
-        event_cls: Any = EVENT_TYPES[stored.type][0]
-        data = self.upcast(stored.type, stored.schema_version, stored.data)
-        kwargs = {k: data[k] for k in _payload_hints(event_cls)}
-        for name, convert in _converters(event_cls):
+        plan = _PLANS.get(stored.type) or _plan(stored.type)
+        data = stored.data
+        if stored.schema_version != plan.version:
+            data = self.upcast(stored.type, stored.schema_version, data)
+        kwargs = {k: data[k] for k in plan.fields}
+        for name, convert in plan.converters:
             kwargs[name] = convert(kwargs[name])
-        if issubclass(event_cls, CanInitAggregate):
+        if plan.creates:
             kwargs["originator_topic"] = _topic(stored.stream_type)
-        event: CanMutateAggregate[Any] = event_cls(
+        event: CanMutateAggregate[Any] = plan.cls(
             originator_id=stored.stream_id,
             originator_version=stored.version,
             timestamp=stored.recorded_at,
