@@ -153,9 +153,11 @@ class Repository:
         stream was indeed empty, and only if it was not is the command re-run on the stream.
         """
         context = context or Context()
-        if (outcome := await self._execute_cached(cls, stream_id, decide, context)) is not None:
+        cached = self._take_cached(cls, stream_id)
+        if cached and (outcome := await self._unread(cls, stream_id, decide, context, cached)):
             return outcome
-        if likely_new and (outcome := await self._create(cls, stream_id, decide, context)):
+        new = likely_new and stream_id not in self._exists
+        if new and (outcome := await self._unread(cls, stream_id, decide, context, None)):
             return outcome
         for attempt in range(self.retries + 1):
             if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
@@ -172,32 +174,12 @@ class Repository:
                     raise PreconditionFailed(context.expected_version, version) from None
         raise ConcurrencyConflict(f"stream {stream_id} kept changing; gave up after retries")
 
-    async def _execute_cached(
-        self,
-        cls: type[A],
-        stream_id: UUID,
-        decide: Callable[[A | None], A | None],
-        context: Context,
-    ) -> Outcome | None:
-        """The command on the cached aggregate, if that ends in an append; else None."""
-        # Taken out while in use: decide() mutates it, and a failed attempt must not leave a
-        # half-changed aggregate behind for the next command.
+    def _take_cached(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
+        """The cached aggregate, taken out of the cache while a command uses it."""
+        # decide() mutates it, and a failed attempt must not leave a half-changed aggregate
+        # behind for the next command.
         loaded = self._cache.pop(stream_id, None)
-        if loaded is None or not isinstance(loaded.aggregate, cls):
-            return None
-        return await self._unread(cls, stream_id, decide, context, loaded)
-
-    async def _create(
-        self,
-        cls: type[A],
-        stream_id: UUID,
-        decide: Callable[[A | None], A | None],
-        context: Context,
-    ) -> Outcome | None:
-        """The command on an empty stream, appended at version 0 unread; None if not empty."""
-        if stream_id in self._exists:
-            return None
-        return await self._unread(cls, stream_id, decide, context, None)
+        return loaded if loaded is not None and isinstance(loaded.aggregate, cls) else None
 
     async def _unread(
         self,
