@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from command_api.handlers import Handler
 from core.auth import Principal
-from core.http import authorize, bearer_token, request_id
+from core.http import authorize, bearer_token, read_headers, request_id
 from core.metrics import COMMANDS
 from core.openapi import documents, model_headers
 from eventstore.base import IdempotencyClaim, StoredResponse
@@ -104,21 +103,6 @@ class CommandHeaders(BaseModel):
     correlation_id: str | None = Field(None, alias="X-Correlation-ID", pattern=TOKEN_PATTERN)
     causation_id: str | None = Field(None, alias="X-Causation-ID", pattern=TOKEN_PATTERN)
 
-    @classmethod
-    def of(cls, request: Request) -> CommandHeaders:
-        """The request's command headers, or a 422 that says which one is wrong."""
-        present = {
-            field.alias: request.headers[field.alias]
-            for field in cls.model_fields.values()
-            if field.alias and field.alias in request.headers
-        }
-        try:
-            return cls.model_validate(present)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("header", *e["loc"])} for e in exc.errors(include_url=False)]
-            ) from None
-
 
 @documents(parameters=model_headers(CommandHeaders), bearer=True)
 async def command_runner(request: Request) -> CommandRunner:
@@ -128,7 +112,7 @@ async def command_runner(request: Request) -> CommandRunner:
     for the bearer scheme was a third of a command's CPU time.
     """
     principal = authorize(request, bearer_token(request), "commands:write")
-    headers = CommandHeaders.of(request)
+    headers = read_headers(CommandHeaders, request)
     repo: Repository = request.app.state.repository
     rid = request_id(request)
     metadata = {

@@ -4,8 +4,11 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.auth import InvalidToken, Principal, verify_token
@@ -108,6 +111,29 @@ def bearer_token(request: Request) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, as HTTPBearer reads it."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token if scheme.lower() == "bearer" and token else None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_headers(model: type[M], request: Request) -> M:
+    """The request's headers named by `model`'s field aliases, validated (422 naming the header).
+
+    One model instead of a Header(...) parameter each: FastAPI resolves every parameter on
+    every request. Document the model with core.openapi.model_headers.
+    """
+    present = {
+        field.alias: request.headers[field.alias]
+        for field in model.model_fields.values()
+        if field.alias and field.alias in request.headers
+    }
+    try:
+        return model.model_validate(present)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("header", *e["loc"])} for e in errors]
+        ) from None
 
 
 def authorize(request: Request, token: str | None, scope: str) -> Principal:

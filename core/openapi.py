@@ -39,16 +39,16 @@ def documents(
     return register
 
 
-def header(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
-    """An optional header parameter."""
-    parameter = {"name": name, "in": "header", "required": False, "schema": schema}
-    return {**parameter, "description": description} if description else parameter
-
-
 def model_headers(model: type[BaseModel]) -> list[dict[str, Any]]:
     """A model's fields as optional header parameters, by alias."""
     properties = model.model_json_schema(by_alias=True)["properties"]
-    return [header(name, schema) for name, schema in properties.items()]
+    parameters = []
+    for name, schema in properties.items():
+        parameter = {"name": name, "in": "header", "required": False, "schema": schema}
+        if "description" in schema:
+            parameter["description"] = schema["description"]
+        parameters.append(parameter)
+    return parameters
 
 
 def _dependencies(dependant: Dependant) -> Iterator[Callable[..., Any]]:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from core.auth import Principal
-from core.http import require_scope
-from core.openapi import documents, header
+from core.http import read_headers, require_scope
+from core.openapi import documents, model_headers
 from core.settings import Settings
 from projections.base import Document
 from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough
@@ -69,22 +69,17 @@ async def page_dep(
 Paging = Annotated[Page, Depends(page_dep)]
 
 
-MIN_POSITION = "X-Min-Position"
-MIN_POSITION_HEADER = header(
-    MIN_POSITION,
-    {"type": "string", "pattern": TOKEN.pattern},
-    "Wait (bounded) until this route's read models include this token",
-)
+class FreshnessHeaders(BaseModel):
+    """What a read may ask of the read models' freshness."""
 
+    model_config = ConfigDict(extra="ignore")
 
-def min_position(request: Request) -> str | None:
-    """The X-Min-Position header, or a 422 if it is not a position token."""
-    token = request.headers.get(MIN_POSITION)
-    if token is not None and not TOKEN.match(token):
-        error = {"type": "string_pattern_mismatch", "loc": ("header", MIN_POSITION)}
-        msg = f"String should match pattern '{TOKEN.pattern}'"
-        raise RequestValidationError([{**error, "msg": msg, "input": token}])
-    return token
+    min_position: str | None = Field(
+        None,
+        alias="X-Min-Position",
+        pattern=TOKEN.pattern,
+        description="Wait (bounded) until this route's read models include this token",
+    )
 
 
 def fresh(*projections: str) -> Callable[..., Any]:
@@ -93,9 +88,9 @@ def fresh(*projections: str) -> Callable[..., Any]:
     The header is read from the request, not declared as a parameter (see core.openapi).
     """
 
-    @documents(parameters=[MIN_POSITION_HEADER])
+    @documents(parameters=model_headers(FreshnessHeaders))
     async def dependency(request: Request) -> None:
-        x_min_position = min_position(request)
+        x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
         position = request.state.read_position = watcher.position(projections)
         if x_min_position is not None:
