@@ -87,7 +87,7 @@ async def read(
 async def settle_orders(
     query: httpx.AsyncClient, headers: dict[str, str], token: str, order_ids: Iterable[str]
 ) -> str:
-    """Wait until fulfilment has decided every order (none pending); the orders' read position.
+    """Wait until fulfilment has decided every order (none pending); a position past every decision.
 
     Each round waits (X-Min-Position) for the orders projection to pass one more event, so
     this never sleeps: an order still pending means its decision is yet to be projected.
@@ -100,7 +100,11 @@ async def settle_orders(
             )
             assert response.status_code == 200, response.text
             position = max(position, response.headers["X-Read-Position"])
-            if response.json()["status"] != "pending":
+            order = response.json()
+            if order["status"] != "pending":
+                # X-Read-Position is a lower bound (the checkpoint may trail the document); the
+                # decision's own position is what later reads (its reservations) must wait for.
+                position = max(position, order["history"][-1]["position"])
                 break
             position = successor(response.headers["X-Read-Position"])
         else:
