@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from core.metrics import BATCH_EVENTS, BATCH_SECONDS
 from eventstore.base import EventStore
@@ -28,6 +30,48 @@ log = logging.getLogger(__name__)
 BatchListener = Callable[[str, str, str, int], None]
 
 
+class SharedReads:
+    """One read of the log serves every subscriber of a process that asks for the same page.
+
+    A process's subscribers mostly wait together at the head and are woken by the same signal;
+    each used to make its own identical read. A read is shared only with subscribers whose
+    latest wake-up signal was counted before it started, so it sees every commit that signal
+    announced: nobody takes an older answer for a newer signal (and so never misses an event
+    until the next tick). Subscribers treat events as read-only, so sharing them is safe.
+    """
+
+    def __init__(self, store: EventStore, keep: int = 16) -> None:
+        self.store, self.keep = store, keep
+        self.signals = 0  # wake-up signals (NOTIFY, messages, ticks) counted so far
+        self._reads: OrderedDict[
+            tuple[Position | None, int], tuple[int, asyncio.Future[list[StoredEvent]]]
+        ] = OrderedDict()
+
+    def signal(self) -> None:
+        """Count a wake-up: reads started from now on are newer than every earlier one."""
+        self.signals += 1
+
+    async def read_all(self, after: Position | None, limit: int, since: int) -> list[StoredEvent]:
+        """Events after `after`, from a read started once `since` signals had been counted."""
+        key = (after, limit)
+        found = self._reads.get(key)
+        if found is None or found[0] < since:
+            future = asyncio.ensure_future(self.store.read_all(after, limit))
+            found = self._reads[key] = (self.signals, future)
+            future.add_done_callback(lambda done: self._settled(key, done))
+            self._reads.move_to_end(key)
+            while len(self._reads) > self.keep:
+                self._reads.popitem(last=False)
+        # A caller giving up (a discarded prefetch) must not cancel the read for the others.
+        return list(await asyncio.shield(found[1]))
+
+    def _settled(self, key: tuple[Position | None, int], done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:  # retrieved: never cached
+            current = self._reads.get(key)
+            if current is not None and current[1] is done:
+                del self._reads[key]
+
+
 @dataclass
 class CatchUp:
     """Brings subscribers up to the head of the event store."""
@@ -39,6 +83,7 @@ class CatchUp:
     retries: int = 3
     backoff: float = 0.05
     on_batch: BatchListener | None = None
+    shared: SharedReads | None = None
 
     async def run(
         self, subscriber: Subscriber, still_owner: Callable[[], Awaitable[bool]] | None = None
@@ -54,34 +99,61 @@ class CatchUp:
         subscriber: Subscriber,
         position: Position | None,
         still_owner: Callable[[], Awaitable[bool]] | None = None,
+        since: int | None = None,
     ) -> tuple[Position | None, int]:
         """Apply every event after `position` (the saved checkpoint); the new one, events read.
 
         For an owner that keeps its checkpoint in memory between wake-ups instead of reading it
-        back from the read-model server each time.
+        back from the read-model server each time. `since`: the signals counted when it woke,
+        which lets it share reads (`shared`) with the process's other subscribers.
         """
         total = 0
-        page = asyncio.ensure_future(self.store.read_all(position, self.batch_size))
+        saves: list[asyncio.Future[None]] = []
+        page = asyncio.ensure_future(self._read(position, since))
         try:
             while events := await page:
                 if still_owner is not None and not await still_owner():
                     break  # lost the lease: stop before writing anything more
-                # Read the next page while this one is written: PostgreSQL and the read-model
-                # server work side by side instead of taking turns.
                 position = events[-1].position
-                page = asyncio.ensure_future(self.store.read_all(position, self.batch_size))
+                # A full page means a backlog: read the next one while this one is written, so
+                # PostgreSQL and the read-model server work side by side. A partial one is the
+                # head: read again once it is written, so the next batch holds everything
+                # committed meanwhile, not a snapshot taken before the write (a batch behind).
+                backlog = len(events) >= self.batch_size
+                if backlog:
+                    page = asyncio.ensure_future(self._read(position, since))
                 relevant = [e for e in events if e.type in subscriber.handles]
                 started = time.perf_counter()
-                await self.apply(subscriber, relevant)
+                if relevant:  # nothing to write: skip the reads some projections start with
+                    await self.apply(subscriber, relevant)
                 BATCH_SECONDS.labels(subscriber.name).observe(time.perf_counter() - started)
                 BATCH_EVENTS.labels(subscriber.name).observe(len(events))
-                await self.checkpoints.save(subscriber.name, position, len(events))
-                if self.on_batch is not None:
-                    self.on_batch(subscriber.name, events[0].token, events[-1].token, len(events))
+                # Each checkpoint goes after its batch's writes, and is written while the next
+                # batch is read and applied (checkpoints only move forwards, so saves may
+                # overlap); a crash in between re-applies that batch, which every projection
+                # tolerates. A failed save stops the run at the next batch.
+                saves = [save for save in saves if not _settled(save)]
+                saves.append(asyncio.ensure_future(self._save(subscriber.name, events)))
                 total += len(events)
+                if not backlog:
+                    page = asyncio.ensure_future(self._read(position, since))
+            await asyncio.gather(*saves)
         finally:
             await _discard(page)
+            for save in saves:  # not cancelled: a save cut off mid-write proves nothing
+                with contextlib.suppress(Exception):
+                    await save
         return position, total
+
+    async def _save(self, name: str, events: Sequence[StoredEvent]) -> None:
+        await self.checkpoints.save(name, events[-1].position, len(events))
+        if self.on_batch is not None:
+            self.on_batch(name, events[0].token, events[-1].token, len(events))
+
+    async def _read(self, after: Position | None, since: int | None) -> list[StoredEvent]:
+        if since is None or self.shared is None:
+            return await self.store.read_all(after, self.batch_size)
+        return await self.shared.read_all(after, self.batch_size, since)
 
     async def apply(self, subscriber: Subscriber, events: Sequence[StoredEvent]) -> None:
         """Apply a batch, parking events whose projector keeps failing."""
@@ -106,6 +178,14 @@ class CatchUp:
         log.error("%s parks %s: %s", name, error.event.token, error)
         await self.parked.park(name, error.event, str(error), attempts)
         await self.checkpoints.record_error(name, str(error))
+
+
+def _settled(save: asyncio.Future[None]) -> bool:
+    """Whether a checkpoint save has finished; raises what it failed with."""
+    if not save.done():
+        return False
+    save.result()
+    return True
 
 
 async def _discard(page: asyncio.Future[list[StoredEvent]]) -> None:

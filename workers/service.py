@@ -37,7 +37,7 @@ from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build, ensure_indexes
 from workers.fulfilment import FulfilmentProcess
 from workers.lease import Lease
-from workers.runner import BatchListener, CatchUp
+from workers.runner import BatchListener, CatchUp, SharedReads
 
 log = logging.getLogger(__name__)
 TRANSIENT = (StoreUnavailable, PyMongoError, OSError, TimeoutError)
@@ -89,12 +89,18 @@ class SubscriptionService:
     _wakes: list[asyncio.Event] = field(default_factory=list)
     _indexed: set[tuple[str, int]] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
+    _shared: SharedReads | None = None
 
     def wake(self) -> None:
         """Wake every subscriber now (safe from any thread)."""
         if self._loop is not None:
-            for event in self._wakes:
-                self._loop.call_soon_threadsafe(event.set)
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        if self._shared is not None:
+            self._shared.signal()  # before any subscriber runs: its reads must be newer
+        for event in self._wakes:
+            event.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then give every lease up."""
@@ -124,6 +130,7 @@ class SubscriptionService:
 
     def _catch_up(self, store: PostgresEventStore, db: Any) -> CatchUp:
         settings = self.settings
+        self._shared = SharedReads(store)
         return CatchUp(
             store,
             Checkpoints(db),
@@ -131,6 +138,7 @@ class SubscriptionService:
             batch_size=settings.projection_batch_size,
             retries=settings.projection_retries,
             on_batch=self.on_batch,
+            shared=self._shared,
         )
 
     async def _serve(
@@ -143,11 +151,15 @@ class SubscriptionService:
     ) -> None:
         wake, lease, owned = asyncio.Event(), Lease(engine, name), Owned()
         self._wakes.append(wake)
+        shared = catch_up.shared
         try:
             while not stop.is_set():
                 wake.clear()
-                await self._step(name, stores, catch_up, lease, owned)
+                since = shared.signals if shared is not None else None
+                await self._step(name, stores, catch_up, lease, owned, since)
                 await wait_any(wake, stop, seconds=self.settings.projection_tick_seconds)
+                if shared is not None and not wake.is_set():
+                    shared.signal()  # a tick covers lost signals: it must not reuse a read
         finally:
             with contextlib.suppress(*TRANSIENT):
                 await lease.release()
@@ -159,6 +171,7 @@ class SubscriptionService:
         catch_up: CatchUp,
         lease: Lease,
         owned: Owned,
+        since: int | None = None,
     ) -> None:
         checkpoints = catch_up.checkpoints
 
@@ -185,7 +198,7 @@ class SubscriptionService:
                 owned.subscriber = await live_subscriber(name, *stores, self._indexed)
                 owned.position = await checkpoints.load(name)
             owned.position, _ = await catch_up.advance(
-                owned.subscriber, owned.position, still_owner=still_owner
+                owned.subscriber, owned.position, still_owner=still_owner, since=since
             )
         except TRANSIENT as exc:  # a store is down: try again on the next wake-up or tick
             owned.forget()
