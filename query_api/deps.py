@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -100,11 +101,65 @@ def fresh(*projections: str) -> Callable[..., Any]:
                     x_min_position, projections, settings.min_position_wait_seconds
                 )
             except NotFreshEnough:
-                raise HTTPException(
-                    503,
-                    detail=f"read models have not reached {x_min_position} yet",
-                    headers={"Retry-After": "1"},
-                ) from None
+                raise _behind(x_min_position) from None
         request.state.read_position = position  # the middleware puts it on every answer
 
     return dependency
+
+
+def canonical_uuid(raw: str) -> str:
+    """A document key from a UUID path segment, as the projections write it."""
+    return str(UUID(raw))
+
+
+def fresh_document(
+    projection: str, param: str, key: Callable[[str], str] = str, collection: str | None = None
+) -> Callable[..., Any]:
+    """A dependency for one-document routes: document `key(path[param])` of `projection`.
+
+    `collection`: the read model's collection, when not named like the projection.
+
+    It honours X-Min-Position like `fresh`, but the wait also ends as soon as the watcher finds
+    the document itself past the token (see query_api.freshness). X-Read-Position is the
+    newer of the checkpoint and the document's own `_last`: the document holds every event up
+    to either. None when there is no such document (or the path does not name one: the route
+    answers 422 for that).
+    """
+
+    @documents(parameters=model_headers(FreshnessHeaders))
+    async def dependency(request: Request) -> Document | None:
+        x_min_position = read_headers(FreshnessHeaders, request).min_position
+        watcher: CheckpointWatcher = request.app.state.watcher
+        position = request.state.read_position = watcher.position([projection])
+        try:
+            wanted = key(request.path_params[param])
+        except ValueError:
+            return None
+        document, known, logical = None, False, collection or projection
+        if x_min_position is not None:
+            settings: Settings = request.app.state.settings
+            try:
+                position, document, known = await watcher.wait_for_document(
+                    x_min_position,
+                    [projection],
+                    logical,
+                    wanted,
+                    settings.min_position_wait_seconds,
+                )
+            except NotFreshEnough:
+                raise _behind(x_min_position) from None
+        if not known:
+            read_model = request.app.state.db[watcher.physical(logical)]
+            document = await read_model.find_one({"_id": wanted})
+            if document is not None:
+                position = max(position, document.get("_last", ""))
+        request.state.read_position = position
+        return document
+
+    return dependency
+
+
+def _behind(token: str) -> HTTPException:
+    return HTTPException(
+        503, detail=f"read models have not reached {token} yet", headers={"Retry-After": "1"}
+    )

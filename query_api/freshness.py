@@ -5,6 +5,13 @@ waiting (the first read 10 ms after a request starts waiting, whatever the idle 
 Waiting requests sleep on a shared condition instead of polling MongoDB themselves, and
 requests that do not wait use the cached positions: checkpoints only move forwards, so a cached
 one is still a true lower bound of what a read sees.
+
+A request waiting for one document names it: each busy poll reads those documents too (one
+query per collection, beside the checkpoints), and a document whose `_last` has reached the
+token answers its request from the poll. Projections apply events in commit order, so such a
+document holds every event up to the token that touches it, whether or not the checkpoint,
+saved after the batch's writes, says so yet: the wait ends one checkpoint write sooner, and the
+request needs no read of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -30,12 +38,25 @@ class NotFreshEnough(Exception):
     """The projections did not reach the token in time."""
 
 
+class Seen(NamedTuple):
+    """What a wait for one document ended with."""
+
+    position: str
+    document: Document | None
+    known: bool  # False: the wait did not read the document; the caller must
+
+
 class CheckpointWatcher:
     """Knows where every projection is; wakes waiters when checkpoints move."""
 
     def __init__(self, db: AsyncDatabase[Document], idle: float = 0.1, busy: float = 0.01) -> None:
-        self.collection, self.idle, self.busy = db["checkpoints"], idle, busy
+        self.db, self.collection, self.idle, self.busy = db, db["checkpoints"], idle, busy
         self.tokens: dict[str, str] = {}
+        # (physical collection, _id) -> requests waiting for that document; what the last poll
+        # found of them.
+        self._wanted: dict[tuple[str, str], int] = {}
+        self.documents: dict[tuple[str, str], Document] = {}
+        self._read_keys: set[tuple[str, str]] = set()
         # Logical -> physical collection names: a rebuild swaps generations behind aliases.
         self.names: dict[str, str] = {}
         self.aliases = Aliases(db)
@@ -46,9 +67,14 @@ class CheckpointWatcher:
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self, aliases: bool = True) -> dict[str, str]:
-        """Read every checkpoint (and alias) once."""
-        docs = self.collection.find({}, {"token": 1})
-        self.tokens = {doc["_id"]: doc.get("token") or "" async for doc in docs}
+        """Read every checkpoint once, then the documents requests wait for (and aliases)."""
+        found = self.collection.find({}, {"token": 1})
+        tokens = {doc["_id"]: doc.get("token") or "" async for doc in found}
+        # After the checkpoints, not beside them: a document read later holds every event up to
+        # the checkpoints just read, so no waiter needs a read of its own.
+        keys = set(self._wanted)
+        documents = await self._read_wanted(keys) if keys else {}
+        self.tokens, self.documents, self._read_keys = tokens, documents, keys
         if aliases:
             self.names = await self.aliases.all_live()
             self._aliases_read = time.monotonic()
@@ -58,22 +84,62 @@ class CheckpointWatcher:
         """The oldest checkpoint among `names`: every one of them has read at least this far."""
         return min((self.tokens.get(name, "") for name in names), default="")
 
+    def physical(self, logical: str) -> str:
+        """The live collection behind a logical read-model name."""
+        return self.names.get(logical, logical)
+
     async def wait_for(self, token: str, names: Sequence[str], seconds: float) -> str:
         """Return once every projection in `names` has passed `token`; else NotFreshEnough."""
-        if self.position(names) >= token:  # the cached positions already show it
-            return self.position(names)
+        if self.position(names) < token:
+            await self._wait(token, seconds, lambda: self.position(names) >= token)
+        return self.position(names)
+
+    async def wait_for_document(
+        self, token: str, names: Sequence[str], collection: str, key: str, seconds: float
+    ) -> Seen:
+        """Wait as `wait_for`, or until a poll finds document `key` of `collection` past `token`.
+
+        When a poll read the document for this wait, the answer carries it (None: there is no
+        such document) and the position is its `_last` where that is newer; otherwise the
+        caller reads it itself.
+        """
+        if self.position(names) >= token:
+            return Seen(self.position(names), None, known=False)
+        wanted = (self.physical(collection), key)
+        self._wanted[wanted] = self._wanted.get(wanted, 0) + 1
+        try:
+            await self._wait(
+                token, seconds, lambda: self.position(names) >= token or self._found(wanted, token)
+            )
+        finally:
+            if self._wanted[wanted] == 1:
+                del self._wanted[wanted]
+            else:
+                self._wanted[wanted] -= 1
+        position = self.position(names)
+        if wanted not in self._read_keys:  # it began waiting while that poll was under way
+            return Seen(position, None, known=False)
+        document = self.documents.get(wanted)
+        if document is not None:
+            position = max(position, document.get("_last", ""))
+        return Seen(position, document, known=True)
+
+    def _found(self, wanted: tuple[str, str], token: str) -> bool:
+        document = self.documents.get(wanted)
+        return document is not None and document.get("_last", "") >= token
+
+    async def _wait(self, token: str, seconds: float, ready: Callable[[], bool]) -> None:
         # No read of its own: under load every request would re-read the checkpoints (one
         # query per request); the watcher's next poll, hurried along, serves all waiters.
         self._waiters += 1
         self._hurry.set()
         try:
             async with asyncio.timeout(seconds), self._changed:
-                await self._changed.wait_for(lambda: self.position(names) >= token)
+                await self._changed.wait_for(ready)
         except TimeoutError:
             raise NotFreshEnough(token) from None
         finally:
             self._waiters -= 1
-        return self.position(names)
 
     def start(self) -> None:
         """Start the background refresh (inside a running loop)."""
@@ -92,14 +158,30 @@ class CheckpointWatcher:
                     self._hurry.clear()
                     await asyncio.sleep(self.busy)  # give the projection a moment to land
             try:
-                # Busy polls re-read checkpoints only; aliases (which change once per rebuild,
-                # with a grace period before the old collections go) at the idle pace.
+                # Busy polls re-read checkpoints and waited-for documents only; aliases (which
+                # change once per rebuild, with a grace period before the old collections go)
+                # at the idle pace.
                 await self.refresh(aliases=time.monotonic() - self._aliases_read >= self.idle)
             except PyMongoError as exc:
                 log.warning("checkpoint refresh failed: %s", exc)
                 continue
             async with self._changed:
                 self._changed.notify_all()
+
+    async def _read_wanted(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        """The documents requests wait for, as they are now (one query per collection)."""
+        keys: dict[str, list[str]] = {}
+        for collection, key in wanted:
+            keys.setdefault(collection, []).append(key)
+        reads = [self._read_some(collection, ids) for collection, ids in keys.items()]
+        found: dict[tuple[str, str], Document] = {}
+        for documents in await asyncio.gather(*reads):
+            found.update(documents)
+        return found
+
+    async def _read_some(self, collection: str, ids: list[str]) -> dict[tuple[str, str], Document]:
+        cursor = self.db[collection].find({"_id": {"$in": ids}})
+        return {(collection, doc["_id"]): doc async for doc in cursor}
 
     async def stop(self) -> None:
         """Stop polling."""

@@ -9,17 +9,22 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 
 from projections.base import Document
-from query_api.deps import Db, Paging, Reader, fresh
+from query_api.deps import Db, Paging, Reader, canonical_uuid, fresh, fresh_document
 from query_api.routes.common import ERRORS, NOT_FOUND, between, found, utc
 from query_api.schemas import OrderResponse, Paginated
 
-router = APIRouter(
-    prefix="/api/v1/orders", tags=["orders"], dependencies=[Depends(fresh("orders"))]
-)
+router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+# One order by id: the wait for X-Min-Position can end on the document itself.
+Fresh = Annotated[Document | None, Depends(fresh_document("orders", "order_id", canonical_uuid))]
 Status = Literal["pending", "confirmed", "rejected", "cancelled", "shipped"]
 
 
-@router.get("", response_model=Paginated[OrderResponse], responses=ERRORS)
+@router.get(
+    "",
+    response_model=Paginated[OrderResponse],
+    responses=ERRORS,
+    dependencies=[Depends(fresh("orders"))],
+)
 async def list_orders(
     db: Db,
     _: Reader,
@@ -43,6 +48,6 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderResponse, responses=NOT_FOUND)
-async def order(order_id: UUID, db: Db, _: Reader) -> Document:
+async def order(order_id: UUID, document: Fresh, _: Reader) -> Document:
     """One order with its status history."""
-    return found(await db["orders"].find_one({"_id": str(order_id)}), f"order {order_id}")
+    return found(document, f"order {order_id}")

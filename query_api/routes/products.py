@@ -10,13 +10,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query
 
 from projections.base import Document, cents
-from query_api.deps import Db, Paging, Reader, fresh
+from query_api.deps import Db, Paging, Reader, canonical_uuid, fresh, fresh_document
 from query_api.routes.common import ERRORS, NOT_FOUND, found
 from query_api.schemas import Paginated, ProductResponse
 
-router = APIRouter(
-    prefix="/api/v1/products", tags=["products"], dependencies=[Depends(fresh("products"))]
-)
+router = APIRouter(prefix="/api/v1/products", tags=["products"])
+FRESH = [Depends(fresh("products"))]
+# One product by id: the wait for X-Min-Position can end on the document itself.
+Fresh = Annotated[
+    Document | None, Depends(fresh_document("products", "product_id", canonical_uuid))
+]
 SORTS = {
     "sku": [("sku", 1)],
     "-sku": [("sku", -1)],
@@ -28,7 +31,15 @@ SORTS = {
     "-available": [("available", -1), ("sku", 1)],
 }
 Price = Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2, examples=["10.00"])]
-SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SkuPath = Annotated[str, Path(pattern=SKU.pattern)]
+
+
+def canonical_sku(raw: str) -> str:
+    """A stock document's key: the SKU upper-cased; ValueError when it is not one."""
+    if not SKU.match(raw):
+        raise ValueError(f"not a SKU: {raw!r}")
+    return raw.upper()
 
 
 async def product_filter(
@@ -55,7 +66,7 @@ async def product_filter(
     return query
 
 
-@router.get("", response_model=Paginated[ProductResponse], responses=ERRORS)
+@router.get("", response_model=Paginated[ProductResponse], responses=ERRORS, dependencies=FRESH)
 async def list_products(
     db: Db,
     _: Reader,
@@ -69,13 +80,15 @@ async def list_products(
     return paging.wrap(items, await db["products"].count_documents(query))
 
 
-@router.get("/by-sku/{sku}", response_model=ProductResponse, responses=NOT_FOUND)
+@router.get(
+    "/by-sku/{sku}", response_model=ProductResponse, responses=NOT_FOUND, dependencies=FRESH
+)
 async def product_by_sku(sku: SkuPath, db: Db, _: Reader) -> Document:
     """One product by SKU (case-insensitive)."""
     return found(await db["products"].find_one({"sku": sku.upper()}), f"product {sku.upper()}")
 
 
 @router.get("/{product_id}", response_model=ProductResponse, responses=NOT_FOUND)
-async def product(product_id: UUID, db: Db, _: Reader) -> Document:
+async def product(product_id: UUID, document: Fresh, _: Reader) -> Document:
     """One product by id."""
-    return found(await db["products"].find_one({"_id": str(product_id)}), f"product {product_id}")
+    return found(document, f"product {product_id}")

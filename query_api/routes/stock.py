@@ -7,15 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from projections.base import Document
-from query_api.deps import Db, Paging, Reader, fresh
+from query_api.deps import Db, Paging, Reader, fresh, fresh_document
 from query_api.routes.common import ERRORS, NOT_FOUND, found
-from query_api.routes.products import SkuPath
+from query_api.routes.products import SkuPath, canonical_sku
 from query_api.schemas import Paginated, StockResponse
 
-router = APIRouter(prefix="/api/v1/stock", tags=["stock"], dependencies=[Depends(fresh("stock"))])
+router = APIRouter(prefix="/api/v1/stock", tags=["stock"])
+# One SKU's stock: the wait for X-Min-Position can end on the document itself.
+Fresh = Annotated[Document | None, Depends(fresh_document("stock", "sku", canonical_sku))]
 
 
-@router.get("", response_model=Paginated[StockResponse], responses=ERRORS)
+@router.get(
+    "",
+    response_model=Paginated[StockResponse],
+    responses=ERRORS,
+    dependencies=[Depends(fresh("stock"))],
+)
 async def list_stock(
     db: Db,
     _: Reader,
@@ -31,6 +38,6 @@ async def list_stock(
 
 
 @router.get("/{sku}", response_model=StockResponse, responses=NOT_FOUND)
-async def stock_of(sku: SkuPath, db: Db, _: Reader) -> Document:
+async def stock_of(sku: SkuPath, document: Fresh, _: Reader) -> Document:
     """Stock of one SKU (case-insensitive)."""
-    return found(await db["stock"].find_one({"_id": sku.upper()}), f"stock of {sku.upper()}")
+    return found(document, f"stock of {sku.upper()}")
