@@ -7,11 +7,11 @@ requests that do not wait use the cached positions: checkpoints only move forwar
 one is still a true lower bound of what a read sees.
 
 A request waiting for one document names it: each busy poll reads those documents too (one
-query per collection, beside the checkpoints), and a document whose `_last` has reached the
-token answers its request from the poll. Projections apply events in commit order, so such a
-document holds every event up to the token that touches it, whether or not the checkpoint,
-saved after the batch's writes, says so yet: the wait ends one checkpoint write sooner, and the
-request needs no read of its own.
+query per collection, beside the checkpoints). A document whose `_last` has reached the token
+answers its request from the poll: projections apply events in commit order, so it holds every
+event up to the token that touches it, whether or not the checkpoint, saved after the batch's
+writes, says so yet. So does one read after checkpoints past the token (those of the previous
+poll), even when absent. The wait ends a checkpoint write sooner, with no read of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ class NotFreshEnough(Exception):
     """The projections did not reach the token in time."""
 
 
+async def _nothing() -> dict[tuple[str, str], Document]:
+    return {}
+
+
 class Seen(NamedTuple):
     """What a wait for one document ended with."""
 
@@ -57,6 +61,7 @@ class CheckpointWatcher:
         self._wanted: dict[tuple[str, str], int] = {}
         self.documents: dict[tuple[str, str], Document] = {}
         self._read_keys: set[tuple[str, str]] = set()
+        self._covered: dict[str, str] = {}
         # Logical -> physical collection names: a rebuild swaps generations behind aliases.
         self.names: dict[str, str] = {}
         self.aliases = Aliases(db)
@@ -67,18 +72,23 @@ class CheckpointWatcher:
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self, aliases: bool = True) -> dict[str, str]:
-        """Read every checkpoint once, then the documents requests wait for (and aliases)."""
-        found = self.collection.find({}, {"token": 1})
-        tokens = {doc["_id"]: doc.get("token") or "" async for doc in found}
-        # After the checkpoints, not beside them: a document read later holds every event up to
-        # the checkpoints just read, so no waiter needs a read of its own.
+        """Read every checkpoint, and beside them the documents requests wait for (and aliases)."""
         keys = set(self._wanted)
-        documents = await self._read_wanted(keys) if keys else {}
+        tokens, documents = await asyncio.gather(
+            self._read_tokens(), self._read_wanted(keys) if keys else _nothing()
+        )
+        # These documents were read after the previous checkpoints were: they hold every event
+        # up to those (not necessarily up to the ones read beside them).
+        self._covered = self.tokens
         self.tokens, self.documents, self._read_keys = tokens, documents, keys
         if aliases:
             self.names = await self.aliases.all_live()
             self._aliases_read = time.monotonic()
         return self.tokens
+
+    async def _read_tokens(self) -> dict[str, str]:
+        found = self.collection.find({}, {"token": 1})
+        return {doc["_id"]: doc.get("token") or "" async for doc in found}
 
     def position(self, names: Sequence[str]) -> str:
         """The oldest checkpoint among `names`: every one of them has read at least this far."""
@@ -117,12 +127,14 @@ class CheckpointWatcher:
             else:
                 self._wanted[wanted] -= 1
         position = self.position(names)
-        if wanted not in self._read_keys:  # it began waiting while that poll was under way
-            return Seen(position, None, known=False)
-        document = self.documents.get(wanted)
-        if document is not None:
-            position = max(position, document.get("_last", ""))
-        return Seen(position, document, known=True)
+        if wanted in self._read_keys:  # else it began waiting while that poll was under way
+            document = self.documents.get(wanted)
+            if document is not None and document.get("_last", "") >= token:
+                return Seen(max(position, document["_last"]), document, known=True)
+            covered = min((self._covered.get(name, "") for name in names), default="")
+            if covered >= token:  # read after checkpoints past the token: None means absent
+                return Seen(position, document, known=True)
+        return Seen(position, None, known=False)
 
     def _found(self, wanted: tuple[str, str], token: str) -> bool:
         document = self.documents.get(wanted)

@@ -136,6 +136,11 @@ class CatchUp:
                 saves.append(asyncio.ensure_future(self._save(subscriber.name, events)))
                 total += len(events)
                 if not backlog:
+                    if not relevant:
+                        # Nothing written, so nothing to catch up on at once: the next wake-up
+                        # signal comes within NOTIFY's interval, and an immediate re-read would
+                        # spin on the few events committed meanwhile.
+                        break
                     page = asyncio.ensure_future(self._read(position, since))
             await asyncio.gather(*saves)
         finally:
