@@ -158,9 +158,12 @@ class CheckpointWatcher:
         self._task = asyncio.create_task(self._poll(), name="checkpoint-watcher")
 
     async def _poll(self) -> None:
+        started = float("-inf")
         while True:
             if self._waiters:
-                await asyncio.sleep(self.busy)
+                # Polls start every `busy` seconds, not `busy` after the last one ended: under
+                # load a poll takes several milliseconds, which the wait would add on top.
+                await asyncio.sleep(max(0.0, started + self.busy - time.monotonic()))
             else:
                 # Without this, a request arriving during the idle pause waited out the rest
                 # of it (up to 100 ms) before the first re-read: half the freshness time.
@@ -169,13 +172,18 @@ class CheckpointWatcher:
                 if self._hurry.is_set():
                     self._hurry.clear()
                     await asyncio.sleep(self.busy)  # give the projection a moment to land
+            started = time.monotonic()
             try:
                 # Busy polls re-read checkpoints and waited-for documents only; aliases (which
                 # change once per rebuild, with a grace period before the old collections go)
                 # at the idle pace.
-                await self.refresh(aliases=time.monotonic() - self._aliases_read >= self.idle)
+                await self.refresh(aliases=started - self._aliases_read >= self.idle)
             except PyMongoError as exc:
                 log.warning("checkpoint refresh failed: %s", exc)
+                continue
+            except Exception:  # a watcher that stopped would turn every wait into a 503
+                log.exception("checkpoint refresh failed")
+                await asyncio.sleep(self.idle)
                 continue
             async with self._changed:
                 self._changed.notify_all()
