@@ -235,8 +235,10 @@ def conclude(figure: Figure, seconds: float) -> None:
         f"Open loop: product registrations scheduled every {1000 / RATE:g} ms (and, beside it, "
         f"every {1000 / LOW_RATE:g} ms) for {seconds:g} s per run, each followed by "
         "GET /api/v1/products/{id} with X-Min-Position = the command's X-Position; freshness = "
-        "query 200 time - command 2xx time (the query API waits server-side, re-reading "
-        "checkpoints every 20 ms while a request waits, at most 2 s, then 503).",
+        "query 200 time - command 2xx time (the query API waits server-side: while requests "
+        "wait, its watcher reads the checkpoints and the documents they wait for every 10 ms, "
+        "and answers one as soon as its document's _last reaches the token; at most 2 s, then "
+        "503).",
         f"Command latency counts from the scheduled send, including any wait for one of the "
         f"{CONNECTIONS} client lanes (a keep-alive connection to each API; a lean HTTP/1.1 "
         "client, as httpx would take a third of a core here); 'commands achieved' = 2xx "
