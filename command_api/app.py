@@ -18,9 +18,9 @@ from core.logging import configure_logging
 from core.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from core.settings import Settings, get_settings
 from core.signals import dramatiq_signal
-from eventstore.notify import Coalescer, postgres_notifier
+from eventstore.notify import Coalescer, forward_to, postgres_notifier
 from eventstore.positions import Position
-from eventstore.postgres import AppendListener, PostgresEventStore
+from eventstore.postgres import PostgresEventStore
 from eventstore.records import StreamAppend
 from eventstore.repository import Repository
 
@@ -37,15 +37,6 @@ def record_append(streams: Sequence[StreamAppend], _: Position, seconds: float) 
     APPEND_SECONDS.observe(seconds)
     for stream in streams:
         EVENTS_APPENDED.labels(stream.stream_type).inc(len(stream.events))
-
-
-def forward_to(signal: Coalescer) -> AppendListener:
-    """An append listener that passes the newest position on to `signal`."""
-
-    def listener(_: Sequence[StreamAppend], last: Position, __: float) -> None:
-        signal.signal(last)
-
-    return listener
 
 
 def wire(app: FastAPI, settings: Settings, engine: AsyncEngine) -> list[Coalescer]:

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from eventstore.positions import Position
-from eventstore.postgres import PostgresEventStore
+from eventstore.postgres import AppendListener, PostgresEventStore
+from eventstore.records import StreamAppend
 
 CHANNEL = "ordertrail_events"
 log = logging.getLogger(__name__)
@@ -92,3 +93,12 @@ def postgres_notifier(
         await store.notify(channel, position.token)
 
     return Coalescer(send, "notify", min_interval)
+
+
+def forward_to(signal: Coalescer) -> AppendListener:
+    """An append listener that passes the newest position on to `signal`."""
+
+    def listener(_: Sequence[StreamAppend], last: Position, __: float) -> None:
+        signal.signal(last)
+
+    return listener

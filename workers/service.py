@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
-from eventstore.notify import CHANNEL
+from eventstore.notify import CHANNEL, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoreUnavailable
@@ -109,8 +109,15 @@ class SubscriptionService:
         engine = create_engine(self.settings, f"ordertrail-worker {worker_name(self.settings)}")
         mongo = create_mongo_client(self.settings, "ordertrail-worker")
         db = database(mongo, self.settings)
+        store = PostgresEventStore(engine)
+        # The fulfilment process appends too. Its events wake this process's subscribers at
+        # once, and other workers' by NOTIFY as commands do: without either they waited for the
+        # next command's signal or for the tick (the last steps of an order, a tick apart).
+        notifier = postgres_notifier(store)
+        store.on_appended(forward_to(notifier))
+        store.on_appended(lambda *_: self.wake())
+        notifier.start()
         try:
-            store = PostgresEventStore(engine)
             repo = Repository(store, retries=self.settings.command_retries)
             catch_up = self._catch_up(store, db)
             names = [*PROJECTIONS, FulfilmentProcess.name]
@@ -125,6 +132,7 @@ class SubscriptionService:
                 await stop.wait()
             await asyncio.gather(*tasks)
         finally:
+            await notifier.stop()
             await mongo.close()
             await engine.dispose()
 

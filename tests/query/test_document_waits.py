@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
@@ -52,19 +52,31 @@ async def written(
     return path, kind, key
 
 
+@pytest.fixture
+def ahead(
+    api: httpx.AsyncClient, query: httpx.AsyncClient, auth: Auth, reader: Any, mongo_db: Db
+) -> Callable[[str], Awaitable[str]]:
+    """Make a document of a kind, then give it an event no checkpoint has reached; its path.
+
+    As between a batch's writes and its checkpoint save.
+    """
+
+    async def make(kind: str) -> str:
+        path, collection, key = await written(kind, api, query, auth, reader)
+        await mongo_db[collection].update_one({"_id": key}, {"$set": {"_last": AHEAD}})
+        return path
+
+    return make
+
+
 @pytest.mark.parametrize("kind", ["products", "stock", "orders"])
 async def test_a_document_past_the_token_answers_before_the_checkpoint_does(
     kind: str,
-    api: httpx.AsyncClient,
+    ahead: Callable[[str], Awaitable[str]],
     query: httpx.AsyncClient,
-    auth: Auth,
     reader: dict[str, str],
-    mongo_db: Db,
 ) -> None:
-    path, collection, key = await written(kind, api, query, auth, reader)
-    # The document holds an event the checkpoint has not reached (as between a batch's writes
-    # and its checkpoint save): a read waiting for that event needs nothing more.
-    await mongo_db[collection].update_one({"_id": key}, {"$set": {"_last": AHEAD}})
+    path = await ahead(kind)  # a read waiting for that event needs nothing more
 
     started = time.monotonic()
     read = await query.get(path, headers=reader | {"X-Min-Position": AHEAD})
@@ -112,14 +124,9 @@ async def test_no_document_once_the_checkpoint_passes_the_token_is_a_404(
 
 
 async def test_without_a_token_a_document_read_reports_its_own_position(
-    api: httpx.AsyncClient,
-    query: httpx.AsyncClient,
-    auth: Auth,
-    reader: dict[str, str],
-    mongo_db: Db,
+    ahead: Callable[[str], Awaitable[str]], query: httpx.AsyncClient, reader: dict[str, str]
 ) -> None:
-    path, collection, key = await written("products", api, query, auth, reader)
-    await mongo_db[collection].update_one({"_id": key}, {"$set": {"_last": AHEAD}})
+    path = await ahead("products")
 
     read = await query.get(path, headers=reader)
 

@@ -105,3 +105,25 @@ async def test_two_workers_share_the_work_without_overlap_and_take_over(
     assert product is not None and (product["reserved"], product["available"]) == (20, 80)
     events = await pg_store.read_all(limit=10_000)
     assert await mongo_db["audit_log"].count_documents({}) == len(events)
+
+
+async def test_the_fulfilment_process_s_own_events_wake_the_projections_without_a_tick(
+    api: httpx.AsyncClient, auth: Auth, settings: Settings, mongodb_url: str, mongo_db: Db
+) -> None:
+    slow_tick = worker_settings(settings, mongodb_url, mongo_db, "w-slow-tick")
+    worker = Worker(slow_tick.model_copy(update={"projection_tick_seconds": 30.0}), [])
+    try:
+        await setup_catalog(api, auth(), {"WAKE-1": 5})
+        order_id = await place(api, auth(), **{"WAKE-1": 2})
+        # Only the order's own append sends NOTIFY from the command API; the reservation and
+        # the confirmation are the worker's appends, which must wake its projections too.
+        deadline = time.monotonic() + 5
+        while True:
+            order = await mongo_db["orders"].find_one({"_id": order_id})
+            stock = await mongo_db["stock"].find_one({"_id": "WAKE-1"})
+            if order and order["status"] == "confirmed" and stock and stock["reserved"] == 2:
+                break
+            assert time.monotonic() < deadline, (order, stock)
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.shutdown()
