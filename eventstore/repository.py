@@ -116,9 +116,7 @@ class Repository:
         none) instead of being rebuilt from the whole stream, and what was read is cached.
         """
         # Out of the cache while the read is in flight, so no command decides on it meanwhile.
-        cached = self._cache.pop(stream_id, None)
-        base = cached if cached is not None and isinstance(cached.aggregate, cls) else None
-        loaded = await self._load(cls, stream_id, base)
+        loaded = await self._load(cls, stream_id, self._take_cached(cls, stream_id))
         if loaded is not None and stream_id not in self._cache:
             self._remember(self._cache, stream_id, loaded)
         return loaded
@@ -178,8 +176,7 @@ class Repository:
         """The cached aggregate, taken out of the cache while a command uses it."""
         # decide() mutates it, and a failed attempt must not leave a half-changed aggregate
         # behind for the next command.
-        loaded = self._cache.pop(stream_id, None)
-        return loaded if loaded is not None and isinstance(loaded.aggregate, cls) else None
+        return _of_type(cls, self._cache.pop(stream_id, None))
 
     async def _unread(
         self,
@@ -251,8 +248,7 @@ class Repository:
         It may be behind the store: decide from it only with Context.unchanged naming its
         version, so that the append proves it current.
         """
-        cached = self._cache.get(stream_id)
-        return cached if cached is not None and isinstance(cached.aggregate, cls) else None
+        return _of_type(cls, self._cache.get(stream_id))
 
     def _remember(self, cache: OrderedDict[UUID, Any], key: UUID, value: Any) -> None:
         cache[key] = value
@@ -270,3 +266,8 @@ def _completion(context: Context, version_before: int) -> Completion | None:
         return None
     respond = context.respond
     return Completion(context.claim, lambda results: respond(_outcome(results[0], version_before)))
+
+
+def _of_type(cls: type[A], loaded: Loaded[Any] | None) -> Loaded[A] | None:
+    """`loaded` if it holds a `cls` (a stream id of another type is not that aggregate)."""
+    return loaded if loaded is not None and isinstance(loaded.aggregate, cls) else None

@@ -129,7 +129,7 @@ class CheckpointWatcher:
         position = self.position(names)
         if wanted in self._read_keys:  # else it began waiting while that poll was under way
             document = self.documents.get(wanted)
-            if document is not None and document.get("_last", "") >= token:
+            if document is not None and self._found(wanted, token):
                 return Seen(max(position, document["_last"]), document, known=True)
             covered = min((self._covered.get(name, "") for name in names), default="")
             if covered >= token:  # read after checkpoints past the token: None means absent

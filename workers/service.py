@@ -119,7 +119,8 @@ class SubscriptionService:
         notifier.start()
         try:
             repo = Repository(store, retries=self.settings.command_retries)
-            catch_up = self._catch_up(store, db)
+            self._shared = SharedReads(store)
+            catch_up = self._catch_up(store, db, self._shared)
             names = [*PROJECTIONS, FulfilmentProcess.name]
             tasks = [
                 asyncio.create_task(
@@ -136,9 +137,8 @@ class SubscriptionService:
             await mongo.close()
             await engine.dispose()
 
-    def _catch_up(self, store: PostgresEventStore, db: Any) -> CatchUp:
+    def _catch_up(self, store: PostgresEventStore, db: Any, shared: SharedReads) -> CatchUp:
         settings = self.settings
-        self._shared = SharedReads(store)
         return CatchUp(
             store,
             Checkpoints(db),
@@ -146,7 +146,7 @@ class SubscriptionService:
             batch_size=settings.projection_batch_size,
             retries=settings.projection_retries,
             on_batch=self.on_batch,
-            shared=self._shared,
+            shared=shared,
         )
 
     async def _serve(
