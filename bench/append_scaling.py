@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.context import BenchContext
 from bench.core import Figure, Mode, repeat
+from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import NewEvent, StreamAppend
 
@@ -219,7 +220,7 @@ async def run(ctx: BenchContext) -> Figure:
         units = {_label(s, n): UNIT for s in ("ordertrail", "eventsourcing") for n in WRITERS}
         await repeat(ctx.mode, _round(ctx.mode, store, recorder), figure, units)
     finally:
-        await store.engine.dispose()
+        await dispose(store.engine)
         await asyncio.to_thread(recorder.datastore.close)
     _conclude(figure, ctx.mode)
     return figure

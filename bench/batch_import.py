@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.context import BenchContext
 from bench.core import Figure, repeat
 from bench.tables import events_like
+from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import NewEvent, StreamAppend
 
@@ -199,6 +200,6 @@ async def run(ctx: BenchContext) -> Figure:
         await repeat(ctx.mode, _round(store, conn, batches), figure, units)
     finally:
         await conn.close()
-        await engine.dispose()
+        await dispose(engine)
     _conclude(figure, total)
     return figure

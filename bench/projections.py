@@ -29,6 +29,7 @@ from core import heap
 from core.db import JSON_OPTIONS
 from domain.catalog import Product
 from domain.inventory import StockItem
+from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StreamAppend
 from eventstore.serialization import EventCodec
@@ -272,6 +273,6 @@ async def run(ctx: BenchContext) -> Figure:
     finally:
         await conn.close()
         await mongo.close()
-        await engine.dispose()
+        await dispose(engine)
     conclude(figure, total, heavy.repetitions)
     return figure

@@ -26,6 +26,7 @@ from bench.http import Client, Response
 from bench.load import LoadResult, Request, closed_loop
 from domain.catalog import Product
 from domain.inventory import StockItem
+from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StreamAppend
 from eventstore.serialization import EventCodec
@@ -67,7 +68,7 @@ async def seed(database_url: str, count: int) -> list[str]:
         for start in range(0, len(appends), APPEND_STREAMS):
             await store.append(*appends[start : start + APPEND_STREAMS])
     finally:
-        await engine.dispose()
+        await dispose(engine)
     return [str(a.stream_id) for a in appends if a.stream_type == "Product"]
 
 

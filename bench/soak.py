@@ -32,6 +32,7 @@ from bench.context import BenchContext, services
 from bench.core import MODES
 from bench.http import Client
 from domain.values import product_id
+from eventstore.driver import dispose
 from eventstore.inspect import behind
 from projections.checkpoints import Checkpoints
 from projections.registry import PROJECTIONS
@@ -188,7 +189,7 @@ async def soak(ctx: BenchContext, seconds: float, rate: float) -> dict[str, Any]
             final_lag = await largest_lag(engine, mongo[env["MONGODB_DB"]])
     finally:
         await mongo.close()
-        await engine.dispose()
+        await dispose(engine)
     return figures(samples, seconds, rate, drained, final_lag)
 
 

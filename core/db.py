@@ -16,6 +16,11 @@ JSON_OPTIONS: dict[str, Any] = {"json_deserializer": orjson.loads}
 
 def create_engine(settings: Settings, application_name: str = "ordertrail") -> AsyncEngine:
     """An async engine for settings.database_url."""
+    connect_args = {
+        "timeout": settings.db_connect_timeout,
+        "command_timeout": settings.db_command_timeout,
+        "server_settings": {"application_name": application_name},
+    }
     return create_async_engine(
         settings.database_url,
         # Overflow connections are closed when returned: a pool that fits the concurrency
@@ -23,10 +28,8 @@ def create_engine(settings: Settings, application_name: str = "ordertrail") -> A
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size // 2,
         pool_timeout=settings.db_connect_timeout,
-        connect_args={
-            "timeout": settings.db_connect_timeout,
-            "command_timeout": settings.db_command_timeout,
-            "server_settings": {"application_name": application_name},
-        },
+        connect_args=connect_args,
+        # The same for the asyncpg pool beside this one (eventstore.driver reads this option).
+        execution_options={"driver_connect_args": connect_args},
         **JSON_OPTIONS,
     )

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, StoredResponse
+from eventstore.driver import driver_pool
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
     AppendResult,
@@ -162,6 +163,7 @@ class PostgresEventStore:
         self.engine = engine
         # Single statements need no BEGIN/COMMIT (nor a ROLLBACK when the pool takes them back).
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._driver = driver_pool(engine)
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
 
@@ -246,25 +248,8 @@ class PostgresEventStore:
             return [_row_to_event(row) for row in await self._fetch(_READ_ALL_FAST, params)]
 
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
-        """One autocommit statement on the pooled asyncpg connection itself.
-
-        The hot paths skip SQLAlchemy's per-call overhead (a greenlet per await); the pool,
-        its timeouts and the codecs stay SQLAlchemy's.
-        """
-        async with self.autocommit.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            try:
-                rows: list[Any] = await driver.fetch(statement.sql, *statement.args(params))
-            except asyncpg.PostgresError:
-                raise  # the server answered: the connection is fine
-            except BaseException as exc:
-                # Lost, cancelled mid-statement or out of step: SQLAlchemy never saw the error,
-                # so it would pool this connection again ("another operation is in progress").
-                await conn.invalidate(exc if isinstance(exc, Exception) else None)
-                raise
-            return rows
+        """One autocommit statement on the engine's DriverPool (the hot paths skip SQLAlchemy)."""
+        return await self._driver.fetch(statement.sql, *statement.args(params))
 
     async def notify(self, channel: str, payload: str) -> None:
         """`NOTIFY channel, payload` on its own (LISTENers hear it at once: no transaction)."""

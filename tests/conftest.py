@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from command_api.app import create_app
 from core.auth import SCOPES, mint_token
 from core.settings import Settings
+from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Repository
 from ops.migrate import upgrade
@@ -116,7 +117,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """One pool for the run."""
     engine = create_async_engine(database_url, pool_size=20, max_overflow=10)
     yield engine
-    await engine.dispose()
+    await dispose(engine)
 
 
 @pytest.fixture

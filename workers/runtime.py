@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
+from eventstore.driver import dispose
 from projections.base import Document
 from workers.jobs import Jobs, ProgressReporter
 from workers.rebuild import rebuild
@@ -37,7 +38,7 @@ async def stores(settings: Settings, purpose: str = "ops") -> AsyncIterator[Stor
         yield engine, database(client, settings)
     finally:
         await client.close()
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def run_job(

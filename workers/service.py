@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
+from eventstore.driver import dispose
 from eventstore.notify import CHANNEL, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
@@ -135,7 +136,7 @@ class SubscriptionService:
         finally:
             await notifier.stop()
             await mongo.close()
-            await engine.dispose()
+            await dispose(engine)
 
     def _catch_up(self, store: PostgresEventStore, db: Any, shared: SharedReads) -> CatchUp:
         settings = self.settings

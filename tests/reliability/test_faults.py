@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from command_api.app import create_app
 from core.settings import Settings
 from core.signals import REBUILD_ACTOR, REPLAY_ACTOR, appended_message, create_broker, job_message
+from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from ops.migrate import upgrade
 from projections.checkpoints import Checkpoints
@@ -242,7 +243,7 @@ async def test_postgres_restarted_under_load_answers_503_and_never_a_false_2xx(
                     await load.until(40)
                 await assert_consistent(settings, engine, mongo_db, load)
     finally:
-        await engine.dispose()
+        await dispose(engine)
     assert {o.status for o in outage} <= {503, 200, 201, 409}, [o.status for o in outage]
     assert any(o.status == 503 for o in outage)
     # Fail fast: a client learns the store is down within the connect timeout, not a hang.
