@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_api import errors
+from command_api.dispatch import command_runner
+from command_api.fastpath import CommandFastPath, fast_routes
 from command_api.routes import health, ops, orders, products, stock
 from core import heap, openapi
 from core.db import create_engine
@@ -18,6 +20,7 @@ from core.logging import configure_logging
 from core.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from core.settings import Settings, get_settings
 from core.signals import dramatiq_signal
+from eventstore.driver import dispose
 from eventstore.notify import Coalescer, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
@@ -74,15 +77,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await signal.stop()
             if ops_client is not None:
                 await ops_client.close()
-            await engine.dispose()
+            await dispose(engine)
 
     app = FastAPI(
         title="ordertrail command API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
-    for module in (products, stock, orders, ops, health):
-        app.include_router(openapi.document(module.router))
+    routers = [openapi.document(module.router) for module in (products, stock, orders, ops, health)]
+    for router in routers:
+        app.include_router(router)
+    if settings.command_fast_path:  # inside the request-id and body-limit middleware, added next
+        routes = fast_routes(routers, command_runner)
+        app.add_middleware(CommandFastPath, routes=routes, handlers=app.exception_handlers)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     ops_client = attach_ops(app, settings)
     openapi.declare_bearer(app)
     return app

@@ -32,11 +32,11 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         send = _with_request_id(send, request_id)
-        body = await _read_body(receive, self.max_body_bytes, _declared_length(scope))
+        body = await read_body(receive, self.max_body_bytes, _declared_length(scope))
         if body is None:
             await _send_json(send, 413, {"detail": f"body over {self.max_body_bytes} bytes"})
             return
-        await self.app(scope, _replay(body), send)
+        await self.app(scope, replay(body), send)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -54,7 +54,7 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def _read_body(receive: Receive, limit: int, declared: int | None) -> bytes | None:
+async def read_body(receive: Receive, limit: int, declared: int | None) -> bytes | None:
     """The whole body, or None once it passes `limit` (checked before reading when declared)."""
     if declared is not None and declared > limit:
         return None
@@ -72,7 +72,8 @@ async def _read_body(receive: Receive, limit: int, declared: int | None) -> byte
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def replay(body: bytes) -> Receive:
+    """A `receive` that hands over `body` once, as the one message of the request."""
     sent = False
 
     async def receive() -> Message:

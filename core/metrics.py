@@ -11,6 +11,11 @@ APPEND_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 EVENTS_APPENDED = Counter("ordertrail_events_appended_total", "Events appended", ["stream_type"])
+FAST_PATH = Counter(
+    "ordertrail_command_fast_path_total",
+    "Command requests the fast path served, or deferred to FastAPI's dispatch",
+    ["outcome"],
+)
 
 
 def render() -> tuple[bytes, str]:
