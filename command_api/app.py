@@ -17,7 +17,7 @@ from core import heap, openapi
 from core.db import create_engine
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
-from core.metrics import APPEND_SECONDS, EVENTS_APPENDED
+from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, labelled
 from core.settings import Settings, get_settings
 from core.signals import dramatiq_signal
 from eventstore.driver import dispose
@@ -39,7 +39,7 @@ def record_append(streams: Sequence[StreamAppend], _: Position, seconds: float) 
     """Append metrics."""
     APPEND_SECONDS.observe(seconds)
     for stream in streams:
-        EVENTS_APPENDED.labels(stream.stream_type).inc(len(stream.events))
+        labelled(EVENTS_APPENDED, stream.stream_type).inc(len(stream.events))
 
 
 def wire(app: FastAPI, settings: Settings, engine: AsyncEngine) -> list[Coalescer]:

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,11 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from command_api.handlers import Handler
 from core.auth import Principal
 from core.http import authorize, bearer_token, read_headers, request_id
-from core.metrics import COMMANDS
+from core.metrics import COMMANDS, labelled
 from core.openapi import documents, model_headers
 from eventstore.base import IdempotencyClaim, StoredResponse
 from eventstore.records import StoreUnavailable
 from eventstore.repository import Context, Outcome, Repository
+
+
+class CommandAnswer(JSONResponse):
+    """A command's JSON answer: the bytes JSONResponse writes, rendered by orjson (faster)."""
+
+    def render(self, content: Any) -> bytes:
+        """Compact UTF-8 JSON."""
+        return orjson.dumps(content)
 
 
 @dataclass
@@ -48,14 +57,14 @@ class CommandRunner:
         try:
             outcome = await handler(command, self.repo, context)
         except BaseException as exc:
-            COMMANDS.labels(name, type(exc).__name__).inc()
+            labelled(COMMANDS, name, type(exc).__name__).inc()
             # Only successes are kept: after a failure the client may retry with the same key.
             if claim is not None:
                 await release_quietly(self.repo, claim)
             raise
-        COMMANDS.labels(name, "ok").inc()
+        labelled(COMMANDS, name, "ok").inc()
         response = stored_response(outcome)
-        return JSONResponse(response.body, response.status, response.headers)
+        return CommandAnswer(response.body, response.status, response.headers)
 
 
 async def release_quietly(repo: Repository, claim: IdempotencyClaim) -> None:
@@ -77,7 +86,7 @@ def stored_response(outcome: Outcome) -> StoredResponse:
 def replay(response: StoredResponse) -> JSONResponse:
     """The stored response again, marked as a replay."""
     headers = {**response.headers, "Idempotent-Replayed": "true"}
-    return JSONResponse(response.body, response.status, headers)
+    return CommandAnswer(response.body, response.status, headers)
 
 
 def request_hash(method: str, path: str, body: bytes) -> str:

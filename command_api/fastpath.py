@@ -30,7 +30,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.http import read_body, replay
-from core.metrics import FAST_PATH
+from core.metrics import FAST_PATH, labelled
 
 Dependency = Callable[[Request], Awaitable[Any]]
 # As Starlette keeps them: a handler may be a plain function or a coroutine function.
@@ -122,13 +122,13 @@ class CommandFastPath:
         body = await read_body(receive, sys.maxsize, None) or b""
         arguments = route.arguments(child["path_params"], body)
         if arguments is None:
-            FAST_PATH.labels("deferred").inc()
+            labelled(FAST_PATH, "deferred").inc()
             await self.app(scope, replay(body), send)
             return
         scope.update(child)
         response = await self._respond(route, Request(scope, replay(body)), arguments)
         await response(scope, receive, send)
-        FAST_PATH.labels("served").inc()
+        labelled(FAST_PATH, "served").inc()
 
     def _match(self, scope: Scope) -> tuple[FastRoute, Scope] | None:
         for route in self.routes:

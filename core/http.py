@@ -1,5 +1,7 @@
 """HTTP plumbing shared by both APIs: request ids, body limits, bearer auth."""
 
+import functools
+import itertools
 import json
 import re
 import uuid
@@ -29,7 +31,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         send = _with_request_id(send, request_id)
         body = await read_body(receive, self.max_body_bytes, _declared_length(scope))
@@ -37,6 +39,16 @@ class RequestContextMiddleware:
             await _send_json(send, 413, {"detail": f"body over {self.max_body_bytes} bytes"})
             return
         await self.app(scope, replay(body), send)
+
+
+# Request ids: a random prefix per process and a counter, as unique as uuid4 across processes
+# and without a uuid4 per request on the hot path.
+_ID_PREFIX, _ID_COUNTER = uuid.uuid4().hex[:16], itertools.count()
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 hex digits, unique across processes."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -123,11 +135,10 @@ def read_headers(model: type[M], request: Request) -> M:
     One model instead of a Header(...) parameter each: FastAPI resolves every parameter on
     every request. Document the model with core.openapi.model_headers.
     """
-    present = {
-        field.alias: request.headers[field.alias]
-        for field in model.model_fields.values()
-        if field.alias and field.alias in request.headers
-    }
+    aliases, present = _aliases(model), {}
+    for name, value in request.scope["headers"]:  # one pass; the first of repeated headers wins
+        if name in aliases and aliases[name] not in present:
+            present[aliases[name]] = value.decode("latin-1")
     try:
         return model.model_validate(present)
     except ValidationError as exc:
@@ -135,6 +146,13 @@ def read_headers(model: type[M], request: Request) -> M:
         raise RequestValidationError(
             [{**e, "loc": ("header", *e["loc"])} for e in errors]
         ) from None
+
+
+@functools.cache
+def _aliases(model: type[BaseModel]) -> dict[bytes, str]:
+    """A model's header names as ASGI spells them (lower-case bytes) -> its field aliases."""
+    fields = model.model_fields.values()
+    return {field.alias.lower().encode("latin-1"): field.alias for field in fields if field.alias}
 
 
 def authorize(request: Request, token: str | None, scope: str) -> Principal:
@@ -167,4 +185,4 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
 
 def request_id(request: Request) -> str:
     """The id the middleware gave this request."""
-    return str(getattr(request.state, "request_id", "") or uuid.uuid4().hex)
+    return str(getattr(request.state, "request_id", "") or new_request_id())

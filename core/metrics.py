@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 COMMANDS = Counter("ordertrail_commands_total", "Commands handled", ["command", "outcome"])
@@ -16,6 +19,12 @@ FAST_PATH = Counter(
     "Command requests the fast path served, or deferred to FastAPI's dispatch",
     ["outcome"],
 )
+
+
+@functools.lru_cache(maxsize=1024)
+def labelled(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, remembered: the lookup takes a lock on every call."""
+    return metric.labels(*values)
 
 
 def render() -> tuple[bytes, str]:
