@@ -30,16 +30,21 @@ class DriverPool:
         self._connect_args = connect_args
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        self._busy = 0  # connections this pool has handed out (it is their only user)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement (autocommit) on a pooled connection; its rows."""
         pool = self._pool or await self._open()
         # asyncpg wraps a timed acquire in a task and a shield (~5 % of a command's CPU); a free
         # or not yet opened connection is handed over at once, so only a full pool needs it.
-        free = pool.get_idle_size() > 0 or pool.get_size() < pool.get_max_size()
-        async with pool.acquire(timeout=None if free else self._timeout) as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            return rows
+        self._busy += 1
+        try:
+            timeout = None if self._busy <= self._size else self._timeout
+            async with pool.acquire(timeout=timeout) as conn:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                return rows
+        finally:
+            self._busy -= 1
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:

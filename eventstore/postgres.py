@@ -297,10 +297,20 @@ def _statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[s
         "version": stream.expected_version + 1,
         "type": event.type,
         "schema_version": event.schema_version,
-        "data": json.dumps(event.data),
-        "metadata": json.dumps(stream.metadata),
+        "data": _json(event.data),
+        "metadata": _json(stream.metadata),
         "recorded_at": event.recorded_at,
     }
+
+
+def _json(value: Any) -> str:
+    """JSON text for a jsonb parameter: orjson, or the standard library for what orjson refuses
+    (integers beyond 64 bits, non-string keys). Event data holds no floats (amounts are decimal
+    strings), so orjson's NaN-as-null never applies."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
@@ -312,7 +322,7 @@ def _append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
     params["check_ids"] = ids
     params["check_versions"] = [stream.expected_version for stream in streams]
     for stream in streams:
-        meta = json.dumps(stream.metadata)
+        meta = _json(stream.metadata)
         for offset, event in enumerate(stream.events, start=1):
             params["event_ids"].append(event.event_id or uuid4())
             params["stream_ids"].append(stream.stream_id)
@@ -320,7 +330,7 @@ def _append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
             params["versions"].append(stream.expected_version + offset)
             params["types"].append(event.type)
             params["schema_versions"].append(event.schema_version)
-            params["data"].append(json.dumps(event.data))
+            params["data"].append(_json(event.data))
             params["metadata"].append(meta)
             params["recorded_ats"].append(event.recorded_at)
     return params
