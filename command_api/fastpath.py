@@ -131,7 +131,12 @@ class CommandFastPath:
         labelled(FAST_PATH, "served").inc()
 
     def _match(self, scope: Scope) -> tuple[FastRoute, Scope] | None:
+        # Each route's regex first: matches() builds a child scope even to say no. (Behind a
+        # root_path the raw path is not the route path: leave that to matches() alone.)
+        path = None if scope.get("root_path") else scope["path"]
         for route in self.routes:
+            if path is not None and route.route.path_regex.match(path) is None:
+                continue
             match, child = route.route.matches(scope)
             if match is Match.FULL:
                 return route, child
