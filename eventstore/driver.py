@@ -1,14 +1,16 @@
-"""asyncpg's own pool beside an engine's SQLAlchemy pool, for statements that need no transaction.
+"""Plain asyncpg connections beside an engine's SQLAlchemy pool, for statements that need no
+transaction.
 
 SQLAlchemy's async pool checks a connection out and in through greenlets: under the benchmark's
 command mix that was about a sixth of a command's CPU time (py-spy). The store's single-statement
 hot paths (appends, stream and log reads, NOTIFY) run on a DriverPool instead; transactions keep
-using the engine. One DriverPool per engine, opened on first use, closed by `dispose`.
+using the engine. One DriverPool per engine, connecting on demand, closed by `dispose`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import weakref
 from typing import Any
 
@@ -22,54 +24,66 @@ CONNECT_ARGS_OPTION = "driver_connect_args"
 
 
 class DriverPool:
-    """A lazily opened asyncpg pool; connects on demand, so an unreachable server surfaces as
-    the statement's own error (OSError, TimeoutError), never at start-up."""
+    """Up to `size` asyncpg connections, opened on demand and kept while they stay sound.
+
+    Not asyncpg's Pool: its acquire/release cycle (a holder, a shielded task per release, a
+    reset) cost ~24 µs of CPU per statement here, more than a `SELECT 1` itself. Statements
+    here are single and autocommit, so a connection needs no reset between them. One that
+    failed other than by the server refusing the statement (lost, cancelled mid-statement) is
+    closed, and the idle ones are dropped with it when the server itself seems gone: after a
+    restart only the first statement fails, not one per pooled connection.
+    """
 
     def __init__(self, dsn: str, size: int, timeout: float, connect_args: dict[str, Any]) -> None:
-        self._dsn, self._size, self._timeout = dsn, size, timeout
-        self._connect_args = connect_args
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
-        self._busy = 0  # connections this pool has handed out (it is their only user)
+        self._dsn, self._timeout, self._connect_args = dsn, timeout, connect_args
+        self._slots = asyncio.Semaphore(size)
+        self._idle: collections.deque[asyncpg.Connection] = collections.deque()
+        self._closed = False
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement (autocommit) on a pooled connection; its rows."""
-        pool = self._pool or await self._open()
-        # asyncpg wraps a timed acquire in a task and a shield (~5 % of a command's CPU); a free
-        # or not yet opened connection is handed over at once, so only a full pool needs it.
-        self._busy += 1
+        if self._slots.locked():  # all connections busy: wait, but no longer than the timeout
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        else:
+            await self._slots.acquire()
         try:
-            timeout = None if self._busy <= self._size else self._timeout
-            async with pool.acquire(timeout=timeout) as conn:
+            conn = self._idle.pop() if self._idle else await self._connect()
+            try:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                return rows
+            except asyncpg.PostgresError:
+                self._give_back(conn)  # the server answered: the connection is fine
+                raise
+            except Exception:
+                self._drop(conn, everything=True)
+                raise
+            except BaseException:
+                self._drop(conn)  # cancelled mid-statement: out of step with the server
+                raise
+            self._give_back(conn)
+            return rows
         finally:
-            self._busy -= 1
+            self._slots.release()
 
-    async def _open(self) -> asyncpg.Pool:
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=0,
-                    max_size=self._size,
-                    reset=_end_transaction,
-                    **self._connect_args,
-                )
-        return self._pool
+    async def _connect(self) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, **self._connect_args)
+        return conn
+
+    def _give_back(self, conn: asyncpg.Connection) -> None:
+        if self._closed or conn.is_closed() or conn.is_in_transaction():
+            self._drop(conn, everything=conn.is_closed())
+        else:
+            self._idle.append(conn)
+
+    def _drop(self, conn: asyncpg.Connection, everything: bool = False) -> None:
+        conn.terminate()
+        while everything and self._idle:
+            self._idle.pop().terminate()
 
     async def close(self) -> None:
-        """Close every connection, letting statements in flight finish."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
-
-
-async def _end_transaction(conn: asyncpg.Connection) -> None:
-    """Statements here change no session state, so asyncpg's default reset on release (a round
-    trip: UNLISTEN *, RESET ALL, …) would only cost time; an open transaction still ends."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
+        """Close the idle connections; busy ones close as their statements end."""
+        self._closed = True
+        while self._idle:
+            await self._idle.pop().close()
 
 
 # Keyed by the engine's pool, which the engines derived with execution_options() share.
