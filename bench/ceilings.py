@@ -38,7 +38,7 @@ INSERT = (
 async def _insert_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Create the table and a pool of POOL_SIZE connections."""
     url = os.environ["CEILING_DATABASE_URL"]
-    pool = await asyncpg.create_pool(url, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    pool = await asyncpg.create_pool(url, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=_keep)
     async with pool.acquire() as conn:
         await conn.execute(CREATE_TABLE)
     app.state.pool = pool
@@ -46,6 +46,11 @@ async def _insert_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await pool.close()
+
+
+async def _keep(conn: asyncpg.Connection) -> None:
+    """No reset on release: asyncpg's default (UNLISTEN *, RESET ALL, …) is a second statement
+    per request, and the ceiling is one INSERT; nothing here changes session state."""
 
 
 insert_app = FastAPI(title="insert ceiling", lifespan=_insert_lifespan)

@@ -262,7 +262,8 @@ def notes(statuses: dict[int, int], skus: int) -> list[str]:
         f"{CONNECTIONS} connections (threads for the library); command mix 25 % each of register "
         f"product, reprice, receive stock, place order (1-2 lines) over {skus} pre-registered "
         "SKUs; no worker running.",
-        "insert ceiling: bare FastAPI + one asyncpg INSERT (pool of 10) into a table of the "
+        "insert ceiling: bare FastAPI + one asyncpg INSERT (asyncpg pool of 10, no reset query on "
+        "release: one statement per request) into a table of the "
         "events table's shape; eventsourcing: `Application.save()` of a new one-event aggregate "
         f"(PostgreSQL module, pool of {CONNECTIONS}), in-process, no HTTP.",
         f"command API answers (all runs, warm-up included): {answers}",
