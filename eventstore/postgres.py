@@ -67,17 +67,25 @@ _APPEND = sa.text(
     "SELECT position, txid FROM inserted ORDER BY position"
 )
 
-# The commonest append (one event on one stream, as most commands make) as a one-row insert: the
-# same check, without encoding eleven one-element arrays (a fifth less client CPU per append).
-_APPEND_ONE = sa.text(
+# The commonest appends as a one-row insert: one event on one stream (most commands), and the
+# same with other streams only checked (an order priced from cached products). The same checks
+# without encoding eleven arrays: a fifth less client CPU per append, two fifths for an order.
+_INSERT_ONE = (
     "INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, "
     "metadata, recorded_at) SELECT CAST(:event_id AS uuid), CAST(:stream_id AS uuid), "
     "CAST(:stream_type AS text), CAST(:version AS int), CAST(:type AS text), "
     "CAST(:schema_version AS smallint), CAST(:data AS jsonb), CAST(:metadata AS jsonb), "
     "CAST(:recorded_at AS timestamptz) WHERE coalesce((SELECT max(v.version) FROM events v "
     "WHERE v.stream_id = CAST(:stream_id AS uuid)), 0) = CAST(:version AS int) - 1 "
-    "RETURNING position, transaction_id::text::bigint AS txid"
 )
+_CHECKS = (
+    "AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:check_ids AS uuid[]), "
+    "CAST(:check_versions AS int[])) AS c(stream_id, version) WHERE c.version <> coalesce("
+    "(SELECT max(v.version) FROM events v WHERE v.stream_id = c.stream_id), 0)) "
+)
+_RETURNING = "RETURNING position, transaction_id::text::bigint AS txid"
+_APPEND_ONE = sa.text(_INSERT_ONE + _RETURNING)
+_APPEND_ONE_CHECKED = sa.text(_INSERT_ONE + _CHECKS + _RETURNING)
 
 _READ_STREAM = sa.text(
     f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND version >= :from_version "
@@ -135,6 +143,7 @@ class Statement:
 _NOTIFY = Statement("SELECT pg_notify($1, $2)", ("channel", "payload"))
 _APPEND_FAST = Statement.of(_APPEND)
 _APPEND_ONE_FAST = Statement.of(_APPEND_ONE)
+_APPEND_ONE_CHECKED_FAST = Statement.of(_APPEND_ONE_CHECKED)
 _READ_STREAM_FAST = Statement.of(_READ_STREAM)
 _READ_ALL_FAST = Statement.of(_READ_ALL)
 
@@ -286,11 +295,17 @@ class PostgresEventStore:
 
 
 def _statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[str, Any]]:
-    """The one-row insert for one event on one stream, else the general append."""
-    if len(streams) != 1 or len(streams[0].events) != 1:
+    """The one-row insert for one event on the first stream and only checks on the others,
+    else the general append."""
+    stream, checks = streams[0], streams[1:]
+    if len(stream.events) != 1 or any(check.events for check in checks):
         return _APPEND_FAST, _append_params(streams)
-    stream, event = streams[0], streams[0].events[0]
-    return _APPEND_ONE_FAST, {
+    if len({check.stream_id for check in streams}) != len(streams):
+        raise ValueError("each stream may appear once per append")
+    event = stream.events[0]
+    params: dict[str, Any] = {
+        "check_ids": [check.stream_id for check in checks],
+        "check_versions": [check.expected_version for check in checks],
         "event_id": event.event_id or uuid4(),
         "stream_id": stream.stream_id,
         "stream_type": stream.stream_type,
@@ -301,6 +316,7 @@ def _statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[s
         "metadata": _json(stream.metadata),
         "recorded_at": event.recorded_at,
     }
+    return (_APPEND_ONE_CHECKED_FAST if checks else _APPEND_ONE_FAST), params
 
 
 def _json(value: Any) -> str:
