@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from command_api import errors
 from command_api.dispatch import command_runner
-from command_api.fastpath import CommandFastPath, fast_routes
+from command_api.fastpath import CommandFastPath, FrontedFastAPI, fast_routes, natively_traced
 from command_api.routes import health, ops, orders, products, stock
 from core import heap, openapi
 from core.db import create_engine
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signals = wire(app, settings, engine)
         for signal in signals:
             signal.start()
+        # Read once: OpenTelemetry providers are configured before the app serves, if at all.
+        app.state.traced = natively_traced(app)
         heap.settle()
         try:
             yield
@@ -79,20 +82,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await ops_client.close()
             await dispose(engine)
 
-    app = FastAPI(
+    app = FrontedFastAPI(
         title="ordertrail command API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
     errors.install(app)
     routers = [openapi.document(module.router) for module in (products, stock, orders, ops, health)]
     for router in routers:
         app.include_router(router)
-    if settings.command_fast_path:  # inside the request-id and body-limit middleware, added next
-        routes = fast_routes(routers, command_runner)
-        app.add_middleware(CommandFastPath, routes=routes, handlers=app.exception_handlers)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     ops_client = attach_ops(app, settings)
     openapi.declare_bearer(app)
+    app.front = front(app, routers, settings)
     return app
+
+
+def front(app: FrontedFastAPI, routers: list[APIRouter], settings: Settings) -> ASGIApp:
+    """Request ids and the body limit for every request, then the fast path for commands."""
+    inner: ASGIApp = app.behind
+    if settings.command_fast_path:
+        routes = fast_routes(routers, command_runner)
+
+        def untraced() -> bool:
+            return not getattr(app.state, "traced", False)
+
+        inner = CommandFastPath(inner, routes, app.exception_handlers, untraced)
+    return RequestContextMiddleware(inner, max_body_bytes=settings.max_body_bytes)
 
 
 def attach_ops(app: FastAPI, settings: Settings) -> Any:

@@ -10,12 +10,14 @@ from uuid import uuid4
 import httpx
 import pytest
 from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import REGISTRY
 
-from command_api.app import create_app
+from command_api import errors
+from command_api.app import create_app, front
 from command_api.dispatch import CommandDep, command_runner
-from command_api.fastpath import fast_route, fast_routes
+from command_api.fastpath import FrontedFastAPI, fast_route, fast_routes
 from command_api.routes import health, ops, orders, products, stock
 from command_api.schemas import RenameProductRequest
 from core.settings import Settings
@@ -141,3 +143,57 @@ def test_routes_reading_more_than_path_and_body_are_left_to_fastapi() -> None:
     assert fast_routes([router], command_runner) == []
     routes = [route for route in router.routes if isinstance(route, APIRoute)]
     assert len(routes) == 4 and all(fast_route(route, command_runner) is None for route in routes)
+
+
+def small_app(settings: Settings, fast: bool) -> FrontedFastAPI:
+    """A command API of two routes of the fast path's shape: one answers, one has a bug."""
+    router = APIRouter()
+
+    @router.post("/ok")
+    async def answers(body: RenameProductRequest, run: CommandDep) -> JSONResponse:
+        """Answers with the name it was given."""
+        return JSONResponse({"name": body.name}, 201)
+
+    @router.post("/bug")
+    async def fails(body: RenameProductRequest, run: CommandDep) -> None:
+        """Raises what no handler knows."""
+        raise RuntimeError("a bug")
+
+    app = FrontedFastAPI()
+    errors.install(app)
+    app.include_router(router)
+    app.state.settings, app.state.repository = settings, None  # the routes use neither
+    app.front = front(app, [router], settings.model_copy(update={"command_fast_path": fast}))
+    return app
+
+
+async def test_a_bug_is_answered_as_fastapi_answers_it_and_reaches_the_server(
+    settings: Settings, auth: Auth
+) -> None:
+    answers = []
+    for fast in (True, False):
+        transport = httpx.ASGITransport(app=small_app(settings, fast), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            response = await client.post("/bug", json={"name": "x"}, headers=auth())
+        assert response.headers["x-request-id"]
+        answers.append(normal(response, "-"))
+    assert answers[0] == answers[1] and answers[0][0] == 500
+    assert '"code":"internal"' in answers[0][1]
+    transport = httpx.ASGITransport(app=small_app(settings, True))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        with pytest.raises(RuntimeError, match="a bug"):  # on to the server, which logs it
+            await client.post("/bug", json={"name": "x"}, headers=auth())
+
+
+async def test_requests_go_through_fastapi_while_it_traces_them(
+    settings: Settings, auth: Auth
+) -> None:
+    app = small_app(settings, True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        for traced, taken in ((True, 0), (False, 1)):
+            app.state.traced = traced
+            before = served("served")
+            response = await client.post("/ok", json={"name": "x"}, headers=auth())
+            assert (response.status_code, response.json()) == (201, {"name": "x"})
+            assert served("served") - before == taken
