@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -16,9 +17,15 @@ BACKENDS = "SELECT pg_backend_pid() AS pid"
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[DriverPool]:
+def name() -> str:
+    """The application_name of this test's sessions (an earlier test's may still be ending)."""
+    return f"driver-pool-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def pool(database_url: str, name: str) -> AsyncIterator[DriverPool]:
     """A DriverPool of two connections, tagged so the tests can find its server sessions."""
-    args = {"server_settings": {"application_name": "driver-pool-test"}}
+    args = {"server_settings": {"application_name": name}}
     pool = DriverPool(asyncpg_dsn(database_url), 2, 0.5, args)
     yield pool
     await pool.close()
@@ -38,7 +45,7 @@ async def test_a_connection_is_reused_and_survives_a_refused_statement(pool: Dri
 
 
 async def test_after_the_server_drops_its_sessions_only_one_statement_fails(
-    pool: DriverPool, database_url: str
+    pool: DriverPool, database_url: str, name: str
 ) -> None:
     busy = [asyncio.create_task(pool.fetch("SELECT pg_sleep(0.2)")) for _ in range(2)]
     await asyncio.gather(*busy)  # two connections are open and idle now
@@ -46,7 +53,8 @@ async def test_after_the_server_drops_its_sessions_only_one_statement_fails(
     try:
         ended = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = 'driver-pool-test'"
+            "WHERE application_name = $1",
+            name,
         )
     finally:
         await admin.close()
