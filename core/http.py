@@ -3,6 +3,7 @@
 import functools
 import itertools
 import json
+import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,14 +42,29 @@ class RequestContextMiddleware:
         await self.app(scope, replay(body), send)
 
 
-# Request ids: a random prefix per process and a counter, as unique as uuid4 across processes
-# and without a uuid4 per request on the hot path.
-_ID_PREFIX, _ID_COUNTER = uuid.uuid4().hex[:16], itertools.count()
+class _RequestIds:
+    """A random prefix per process and a counter: as unique as uuid4 across processes, without
+    a uuid4 per request on the hot path. A forked child draws a prefix of its own."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """A new prefix and a counter from zero."""
+        self.prefix, self.counter = uuid.uuid4().hex[:16], itertools.count()
+
+    def next(self) -> str:
+        """The next id: 32 hex digits."""
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_IDS = _RequestIds()
+os.register_at_fork(after_in_child=_IDS.reset)
 
 
 def new_request_id() -> str:
     """A fresh request id: 32 hex digits, unique across processes."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    return _IDS.next()
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
