@@ -28,7 +28,6 @@ from typing import Any, TypeGuard
 import orjson
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import request_params_to_args
 from fastapi.routing import APIRoute, APIRouter
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
@@ -57,9 +56,12 @@ class FastRoute:
 
     def arguments(self, path_params: Mapping[str, Any], body: bytes) -> dict[str, Any] | None:
         """The endpoint's arguments but the dependency, or None if any of them is invalid."""
-        values, errors = request_params_to_args(self.route.dependant.path_params, path_params)
-        if errors:
-            return None
+        values: dict[str, Any] = {}
+        for field in self.route.dependant.path_params:  # each one as FastAPI validates it
+            value, errors = field.validate(path_params.get(field.alias), loc=("path", field.alias))
+            if errors:
+                return None
+            values[field.name] = value
         try:
             # Parsed as FastAPI parses it (JSON to Python, then the model); orjson is the stricter
             # parser (no NaN, no lone surrogates), so what it refuses goes on to FastAPI.
@@ -167,7 +169,7 @@ class CommandFastPath:
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
-                raise  # a bug: the app's outermost middleware answers 500, as for any route
+                raise  # a bug: __call__ answers it as ServerErrorMiddleware would
             return await _call(handler, request, exc)
         return response
 
