@@ -300,7 +300,7 @@ def _statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[s
     stream, checks = streams[0], streams[1:]
     if len(stream.events) != 1 or any(check.events for check in checks):
         return _APPEND_FAST, _append_params(streams)
-    if len({check.stream_id for check in streams}) != len(streams):
+    if len({s.stream_id for s in streams}) != len(streams):
         raise ValueError("each stream may appear once per append")
     event = stream.events[0]
     params: dict[str, Any] = {
