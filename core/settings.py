@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=3.0, alias="DB_CONNECT_TIMEOUT")
     db_command_timeout: float = Field(default=10.0, alias="DB_COMMAND_TIMEOUT")
     command_retries: int = Field(default=5, alias="COMMAND_RETRIES")
-    # Off only to compare the fast path's answers with FastAPI's own dispatch.
+    # false: FastAPI dispatches every command (tests compare the two, answer for answer).
     command_fast_path: bool = Field(default=True, alias="COMMAND_FAST_PATH")
     max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
     idempotency_ttl_seconds: int = Field(default=24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS")
