@@ -13,15 +13,21 @@ Document = dict[str, Any]
 
 
 def create_mongo_client(
-    settings: Settings, app_name: str = "ordertrail"
+    settings: Settings, app_name: str = "ordertrail", retry_writes: bool = True
 ) -> AsyncMongoClient[Document]:
-    """A client with short timeouts, so an unreachable server fails fast (503), not hangs."""
+    """A client with short timeouts, so an unreachable server fails fast (503), not hangs.
+
+    `retry_writes=False` is for writers whose every write is idempotent or guarded on its own
+    (the subscribers): a retryable write makes the server keep a record of each write's reply
+    for half an hour, work that buys them nothing, since they re-run a failed batch anyway.
+    """
     return AsyncMongoClient(
         settings.mongodb_url,
         appname=app_name,
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
         tz_aware=True,
+        retryWrites=retry_writes,
     )
 
 

@@ -108,7 +108,9 @@ class SubscriptionService:
         self._loop = asyncio.get_running_loop()
         serve_metrics(self.settings.worker_metrics_port)
         engine = create_engine(self.settings, f"ordertrail-worker {worker_name(self.settings)}")
-        mongo = create_mongo_client(self.settings, "ordertrail-worker")
+        # Every subscriber write is guarded by `_last`, a unique `_id` or `$max`, and a failed
+        # batch is re-run from its checkpoint: the driver's retryable writes would add nothing.
+        mongo = create_mongo_client(self.settings, "ordertrail-worker", retry_writes=False)
         db = database(mongo, self.settings)
         store = PostgresEventStore(engine)
         # The fulfilment process appends too. Its events wake this process's subscribers at
