@@ -18,7 +18,7 @@ from core import heap, openapi
 from core.db import create_engine
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
-from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, labelled
+from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, count_retry, labelled
 from core.settings import Settings, get_settings
 from core.signals import dramatiq_signal
 from eventstore.driver import dispose
@@ -54,7 +54,7 @@ def wire(app: FastAPI, settings: Settings, engine: AsyncEngine) -> list[Coalesce
         store.on_appended(forward_to(signal))
     store.on_appended(record_append)
     app.state.settings, app.state.engine = settings, engine
-    app.state.repository = Repository(store, retries=settings.command_retries)
+    app.state.repository = Repository(store, retries=settings.command_retries, on_retry=count_retry)
     return signals
 
 

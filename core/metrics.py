@@ -14,6 +14,11 @@ APPEND_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 EVENTS_APPENDED = Counter("ordertrail_events_appended_total", "Events appended", ["stream_type"])
+COMMAND_RETRIES = Counter(
+    "ordertrail_command_retries_total",
+    "Commands re-run because another writer appended to their stream first",
+    ["stream_type"],
+)
 FAST_PATH = Counter(
     "ordertrail_command_fast_path_total",
     "Command requests the fast path served, or deferred to FastAPI's dispatch",
@@ -25,6 +30,11 @@ FAST_PATH = Counter(
 def labelled(metric: Any, *values: str) -> Any:
     """`metric.labels(*values)`, remembered: the lookup takes a lock on every call."""
     return metric.labels(*values)
+
+
+def count_retry(stream_type: str) -> None:
+    """One command re-run after a lost race on a stream of `stream_type`."""
+    labelled(COMMAND_RETRIES, stream_type).inc()
 
 
 def render() -> tuple[bytes, str]:

@@ -94,8 +94,12 @@ class Repository:
         codec: EventCodec | None = None,
         retries: int = 5,
         cache_size: int = 10_000,
+        on_retry: Callable[[str], None] | None = None,
     ):
         self.store, self.codec, self.retries = store, codec or EventCodec(), retries
+        # Told the stream type each time a command is re-run because another writer appended
+        # to its stream first (a metric: races show up before they turn into 409s).
+        self.on_retry = on_retry
         self.cache_size = cache_size
         self._cache: OrderedDict[UUID, Loaded[Any]] = OrderedDict()
         self._exists: OrderedDict[UUID, None] = OrderedDict()
@@ -159,6 +163,8 @@ class Repository:
             return outcome
         for attempt in range(self.retries + 1):
             if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
+                if self.on_retry is not None:
+                    self.on_retry(stream_type_of(cls))
                 await asyncio.sleep(random.uniform(0, 0.004 * 2**attempt))
             loaded = await self._load(cls, stream_id)  # decide() changes it: not the cached one
             version = loaded.aggregate.version if loaded else 0
@@ -205,6 +211,8 @@ class Repository:
         except WrongExpectedVersion:
             if assumed is None:  # the stream exists after all: remember that
                 self._remember(self._exists, stream_id, None)
+            elif self.on_retry is not None:  # another writer appended since it was cached
+                self.on_retry(stream_type_of(cls))
             return None
 
     async def _save(

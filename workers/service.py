@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
+from core.metrics import count_retry
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
 from eventstore.driver import dispose
@@ -121,7 +122,7 @@ class SubscriptionService:
         store.on_appended(lambda *_: self.wake())
         notifier.start()
         try:
-            repo = Repository(store, retries=self.settings.command_retries)
+            repo = Repository(store, retries=self.settings.command_retries, on_retry=count_retry)
             self._shared = SharedReads(store)
             catch_up = self._catch_up(store, db, self._shared)
             names = [*PROJECTIONS, FulfilmentProcess.name]

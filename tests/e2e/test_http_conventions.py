@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import jwt
@@ -14,8 +14,10 @@ import pytest
 
 from command_api.dispatch import request_hash
 from core.auth import mint_token
+from domain.catalog import Product
 from domain.values import product_id
 from eventstore.postgres import PostgresEventStore
+from eventstore.repository import Repository
 from tests.e2e.helpers import (
     ORDERS,
     PRODUCTS,
@@ -719,6 +721,31 @@ async def test_metrics_count_commands(api: httpx.AsyncClient, auth: Auth) -> Non
     assert _counter(response.text, "RegisterProduct", "ok") == (
         _counter(before, "RegisterProduct", "ok") + 1
     )
+
+
+def _retries(text: str, stream_type: str) -> float:
+    pattern = rf'^ordertrail_command_retries_total\{{stream_type="{stream_type}"\}} (\S+)$'
+    match = re.search(pattern, text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_metrics_count_commands_re_run_after_a_lost_race(
+    api: httpx.AsyncClient, auth: Auth, repository: Repository
+) -> None:
+    product = (await register(api, auth()))["id"]
+    url = f"{PRODUCTS}/{product}/rename"
+    assert (await api.post(url, json={"name": "A"}, headers=auth())).status_code == 200
+    before = _retries((await api.get("/metrics")).text, "Product")
+
+    def rename(found: Product | None) -> Product:
+        assert found is not None
+        found.rename("Elsewhere")
+        return found
+
+    # Another writer (another API process, say) appends after the API cached the product.
+    await repository.execute(Product, UUID(product), rename)
+    assert (await api.post(url, json={"name": "B"}, headers=auth())).status_code == 200
+    assert _retries((await api.get("/metrics")).text, "Product") == before + 1
 
 
 COMMAND_ROUTES = {

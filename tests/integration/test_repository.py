@@ -62,6 +62,24 @@ async def test_concurrent_updates_are_retried_and_all_land(repository: Repositor
     assert len(events) == 9
 
 
+async def test_each_re_run_after_a_lost_race_is_reported(repository: Repository) -> None:
+    sku = "REPO-5-" + str(id(repository))[-6:]
+    retried: list[str] = []
+    racing = Repository(repository.store, on_retry=retried.append)
+    await racing.execute(Product, product_id(sku), lambda _: register(sku))
+    await racing.execute(Product, product_id(sku), renamed("first"))  # cached at version 2
+    assert retried == []
+    await repository.execute(Product, product_id(sku), renamed("elsewhere"))  # version 3
+    # Decided on the cached version 2, refused by the append, re-run on the stored stream.
+    outcome = await racing.execute(Product, product_id(sku), renamed("again"))
+    assert outcome.version == 4 and retried == ["Product"]
+    outcomes = await asyncio.gather(
+        *(racing.execute(Product, product_id(sku), renamed(f"name {i}")) for i in range(8))
+    )
+    assert sorted(o.version for o in outcomes) == list(range(5, 13))
+    assert len(retried) > 1 and set(retried) == {"Product"}
+
+
 async def test_if_match_mismatch_is_a_precondition_failure(repository: Repository) -> None:
     sku = "REPO-3-" + str(id(repository))[-6:]
     await repository.execute(Product, product_id(sku), lambda _: register(sku))
