@@ -94,7 +94,7 @@ class Repository:
         codec: EventCodec | None = None,
         retries: int = 5,
         cache_size: int = 10_000,
-        on_retry: Callable[[str], None] | None = None,
+        on_retry: Callable[[str], None] = lambda stream_type: None,
     ):
         self.store, self.codec, self.retries = store, codec or EventCodec(), retries
         # Told the stream type each time a command is re-run because another writer appended
@@ -163,8 +163,7 @@ class Repository:
             return outcome
         for attempt in range(self.retries + 1):
             if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
-                if self.on_retry is not None:
-                    self.on_retry(stream_type_of(cls))
+                self.on_retry(stream_type_of(cls))
                 await asyncio.sleep(random.uniform(0, 0.004 * 2**attempt))
             loaded = await self._load(cls, stream_id)  # decide() changes it: not the cached one
             version = loaded.aggregate.version if loaded else 0
@@ -211,7 +210,7 @@ class Repository:
         except WrongExpectedVersion:
             if assumed is None:  # the stream exists after all: remember that
                 self._remember(self._exists, stream_id, None)
-            elif self.on_retry is not None:  # another writer appended since it was cached
+            else:  # another writer appended since it was cached
                 self.on_retry(stream_type_of(cls))
             return None
 
