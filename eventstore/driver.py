@@ -22,6 +22,17 @@ from sqlalchemy.pool import Pool
 # for its DriverPool: core.db.create_engine sets it to the arguments of the engine's own pool.
 CONNECT_ARGS_OPTION = "driver_connect_args"
 
+# What asyncpg raises on a connection found lost. InternalClientError is one of them: a session
+# the server ended while idle sent its FATAL goodbye first, and a statement started before the
+# socket's close was seen finds the protocol still waiting for that error's end ("cannot switch
+# to state …; another operation is in progress").
+CONNECTION_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 
 class DriverPool:
     """Up to `size` asyncpg connections, opened on demand and kept while they stay sound.
@@ -51,7 +62,9 @@ class DriverPool:
             try:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             except asyncpg.PostgresError:
-                self._give_back(conn)  # the server answered: the connection is fine
+                # The server answered; if it ended the session in doing so (shutdown,
+                # termination), asyncpg has marked the connection closed and it is dropped.
+                self._give_back(conn)
                 raise
             except Exception:
                 self._drop(conn, everything=True)

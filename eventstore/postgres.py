@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, StoredResponse
-from eventstore.driver import driver_pool
+from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
     AppendResult,
@@ -103,14 +103,11 @@ _READ_ALL = sa.text(
 AppendListener = Callable[[Sequence[StreamAppend], Position, float], None]
 
 _UNAVAILABLE = (
-    OSError,
-    TimeoutError,
+    *CONNECTION_LOST,
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
-    asyncpg.exceptions.InternalClientError,
 )
 
 

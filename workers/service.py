@@ -27,7 +27,7 @@ from core.db import create_engine
 from core.metrics import count_retry
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
-from eventstore.driver import dispose
+from eventstore.driver import CONNECTION_LOST, dispose
 from eventstore.notify import CHANNEL, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
@@ -295,7 +295,7 @@ async def _listen(settings: Settings, wake: Callable[[], None], stop: asyncio.Ev
                 await wait_any(stop, seconds=LISTENER_CHECK_SECONDS)
                 # An idle connection does not notice a server restart until it is used.
                 await conn.fetchval("SELECT 1", timeout=settings.db_connect_timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
             if not warned:
                 log.warning("LISTEN unavailable, relying on ticks until it is back: %s", exc)
                 warned = True

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from eventstore.driver import DriverPool
+from eventstore.driver import CONNECTION_LOST, DriverPool
+from eventstore.postgres import translate_errors
+from eventstore.records import StoreUnavailable
 from tests.conftest import asyncpg_dsn
 
 BACKENDS = "SELECT pg_backend_pid() AS pid"
@@ -59,10 +61,30 @@ async def test_after_the_server_drops_its_sessions_only_one_statement_fails(
     finally:
         await admin.close()
     assert ended == 2
-    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+    with pytest.raises((asyncpg.PostgresError, *CONNECTION_LOST)):
         await pool.fetch("SELECT 1")
     # The other idle connection was dropped with the first: the next statement reconnects.
     assert [r[0] for r in await pool.fetch("SELECT 1")] == [1]
+
+
+async def test_a_session_ended_under_a_statement_is_a_store_outage_not_a_refusal(
+    pool: DriverPool, database_url: str, name: str
+) -> None:
+    busy = [asyncio.create_task(pid(pool)) for _ in range(2)]
+    before = set(await asyncio.gather(*busy))  # two sessions, both idle now
+    sleeper = asyncio.create_task(pool.fetch("SELECT pg_sleep(5)"))
+    await asyncio.sleep(0.2)
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1"
+        await admin.fetch(query + " AND state = 'active'", name)
+    finally:
+        await admin.close()
+    with pytest.raises(StoreUnavailable):  # a 503 for a client, not a 500
+        async with translate_errors():
+            await sleeper
+    # The pool let go of that session and of the idle one: both are new now.
+    assert not {await pid(pool), await pid(pool)} & before
 
 
 async def test_a_statement_cancelled_midway_leaves_no_connection_out_of_step(
