@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, StoredResponse
+from eventstore.batching import GroupCommit
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
@@ -87,6 +88,25 @@ _RETURNING = "RETURNING position, transaction_id::text::bigint AS txid"
 _APPEND_ONE = sa.text(_INSERT_ONE + _RETURNING)
 _APPEND_ONE_CHECKED = sa.text(_INSERT_ONE + _CHECKS + _RETURNING)
 
+# Several appends in one statement (group commit, see batching.py): each append's checks, its
+# own stream's included, decide for its events alone. Events come back by id, in array order.
+_APPEND_BATCH = sa.text(
+    "WITH failed AS (SELECT DISTINCT c.item FROM unnest(CAST(:check_items AS int[]), "
+    "CAST(:check_ids AS uuid[]), CAST(:check_versions AS int[])) AS c(item, stream_id, version) "
+    "WHERE c.version <> coalesce((SELECT max(v.version) FROM events v "
+    "WHERE v.stream_id = c.stream_id), 0)) "
+    "INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, "
+    "metadata, recorded_at) "
+    "SELECT e.event_id, e.stream_id, e.stream_type, e.version, e.type, e.schema_version, e.data, "
+    "e.metadata, e.recorded_at FROM unnest(CAST(:items AS int[]), CAST(:event_ids AS uuid[]), "
+    "CAST(:stream_ids AS uuid[]), CAST(:stream_types AS text[]), CAST(:versions AS int[]), "
+    "CAST(:types AS text[]), CAST(:schema_versions AS smallint[]), CAST(:data AS jsonb[]), "
+    "CAST(:metadata AS jsonb[]), CAST(:recorded_ats AS timestamptz[])) WITH ORDINALITY "
+    "AS e(item, event_id, stream_id, stream_type, version, type, schema_version, data, metadata, "
+    "recorded_at, n) WHERE e.item NOT IN (SELECT item FROM failed) ORDER BY e.n "
+    "RETURNING event_id, position, transaction_id::text::bigint AS txid"
+)
+
 _READ_STREAM = sa.text(
     f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND version >= :from_version "
     "ORDER BY version LIMIT :limit"
@@ -141,6 +161,7 @@ _NOTIFY = Statement("SELECT pg_notify($1, $2)", ("channel", "payload"))
 _APPEND_FAST = Statement.of(_APPEND)
 _APPEND_ONE_FAST = Statement.of(_APPEND_ONE)
 _APPEND_ONE_CHECKED_FAST = Statement.of(_APPEND_ONE_CHECKED)
+_APPEND_BATCH_FAST = Statement.of(_APPEND_BATCH)
 _READ_STREAM_FAST = Statement.of(_READ_STREAM)
 _READ_ALL_FAST = Statement.of(_READ_ALL)
 
@@ -185,6 +206,7 @@ class PostgresEventStore:
         self._driver = driver_pool(engine)
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
+        self._group = GroupCommit(self._append_alone, self._append_together, _lost_race)
 
     def on_appended(self, listener: AppendListener) -> None:
         """Call `listener(streams, last position, seconds)` after every committed append."""
@@ -218,15 +240,31 @@ class PostgresEventStore:
     ) -> list[AppendResult]:
         """The append statement; in a transaction only when a response must commit with it."""
         if completion is None:
-            rows = await self._fetch(*_statement_for(streams))
-            if not rows:
+            if len({s.stream_id for s in streams}) != len(streams):  # before it can join a batch
+                raise ValueError("each stream may appear once per append")
+            positions = await self._group.append(streams)
+            if not positions:
                 async with self.autocommit.connect() as conn:
                     await self._raise_conflict(conn, streams)
-            return _results(streams, [Position(row["txid"], row["position"]) for row in rows])
+            return _results(streams, positions)
         async with self.engine.begin() as conn:
             results = await self._insert(conn, streams, _append_params(streams))
             await idempotency.complete(conn, completion.claim, completion.respond(results))
             return results
+
+    async def _append_alone(self, streams: tuple[StreamAppend, ...]) -> list[Position]:
+        rows = await self._fetch(*_statement_for(streams))
+        return [Position(row["txid"], row["position"]) for row in rows]
+
+    async def _append_together(
+        self, items: Sequence[tuple[StreamAppend, ...]]
+    ) -> list[list[Position]]:
+        params, owners = _batch_params(items)
+        rows = await self._fetch(_APPEND_BATCH_FAST, params)
+        positions: list[list[Position]] = [[] for _ in items]
+        for row in rows:  # in array order, so each append's events stay in version order
+            positions[owners[row["event_id"]]].append(Position(row["txid"], row["position"]))
+        return positions
 
     async def _insert(
         self, conn: AsyncConnection, streams: tuple[StreamAppend, ...], params: dict[str, list[Any]]
@@ -347,6 +385,29 @@ def _append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
             params["metadata"].append(meta)
             params["recorded_ats"].append(event.recorded_at)
     return params
+
+
+def _batch_params(
+    items: Sequence[tuple[StreamAppend, ...]],
+) -> tuple[dict[str, list[Any]], dict[UUID, int]]:
+    """The arrays of the batch statement, and which append each event id belongs to."""
+    params: dict[str, list[Any]] = {k: [] for k in ("items", "check_items", *_INSERT_KEYS)}
+    params["check_ids"], params["check_versions"], owners = [], [], {}
+    for item, streams in enumerate(items):
+        one = _append_params(streams)
+        params["check_items"] += [item] * len(one["check_ids"])
+        params["check_ids"] += one["check_ids"]
+        params["check_versions"] += one["check_versions"]
+        params["items"] += [item] * len(one["event_ids"])
+        for key in _INSERT_KEYS:
+            params[key] += one[key]
+        owners.update(dict.fromkeys(one["event_ids"], item))
+    return params, owners
+
+
+def _lost_race(exc: BaseException) -> bool:
+    """Whether a batch failed on a unique key: some append in it must be retried alone."""
+    return isinstance(exc, (asyncpg.UniqueViolationError, sa_exc.IntegrityError))
 
 
 _INSERT_KEYS = (
