@@ -204,7 +204,8 @@ def _conclude(figure: Figure, mode: Mode) -> None:
         f"({STREAMS_PER_WRITER} each), one event per append at the tracked expected version; "
         f"pools of {POOL_SIZE} connections; separate fresh databases per system.",
         "ordertrail: PostgresEventStore.append (version check + unnest INSERT … RETURNING, "
-        "xid8 commit order, no table lock), asyncio tasks on one SQLAlchemy asyncpg engine.",
+        "xid8 commit order, no table lock; appends queued behind two in flight commit "
+        "together), asyncio tasks on one SQLAlchemy asyncpg engine.",
         "eventsourcing: PostgresApplicationRecorder.insert_events (psycopg 3 pipeline; "
         "`LOCK TABLE … IN EXCLUSIVE MODE` + NOTIFY in every insert transaction), one thread "
         "per writer.",
