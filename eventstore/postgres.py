@@ -219,6 +219,8 @@ class PostgresEventStore:
 
         A stream given no events is only checked: the append happens if it is at that version.
         """
+        if len({s.stream_id for s in streams}) != len(streams):  # before it can join a batch
+            raise ValueError("each stream may appear once per append")
         started = time.perf_counter()
         async with translate_errors():
             try:
@@ -240,8 +242,6 @@ class PostgresEventStore:
     ) -> list[AppendResult]:
         """The append statement; in a transaction only when a response must commit with it."""
         if completion is None:
-            if len({s.stream_id for s in streams}) != len(streams):  # before it can join a batch
-                raise ValueError("each stream may appear once per append")
             positions = await self._group.append(streams)
             if not positions:
                 async with self.autocommit.connect() as conn:
@@ -335,8 +335,6 @@ def _statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[s
     stream, checks = streams[0], streams[1:]
     if len(stream.events) != 1 or any(check.events for check in checks):
         return _APPEND_FAST, _append_params(streams)
-    if len({s.stream_id for s in streams}) != len(streams):
-        raise ValueError("each stream may appear once per append")
     event = stream.events[0]
     params: dict[str, Any] = {
         "check_ids": [check.stream_id for check in checks],
@@ -367,8 +365,6 @@ def _json(value: Any) -> str:
 def _append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
     """The arrays the append statement unnests."""
     ids = [stream.stream_id for stream in streams]
-    if len(set(ids)) != len(ids):
-        raise ValueError("each stream may appear once per append")
     params: dict[str, list[Any]] = {k: [] for k in _INSERT_KEYS}
     params["check_ids"] = ids
     params["check_versions"] = [stream.expected_version for stream in streams]
@@ -407,7 +403,7 @@ def _batch_params(
 
 def _lost_race(exc: BaseException) -> bool:
     """Whether a batch failed on a unique key: some append in it must be retried alone."""
-    return isinstance(exc, (asyncpg.UniqueViolationError, sa_exc.IntegrityError))
+    return isinstance(exc, asyncpg.UniqueViolationError)
 
 
 _INSERT_KEYS = (
