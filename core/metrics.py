@@ -72,3 +72,13 @@ BATCH_SECONDS = Histogram(
     ["projection"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+SUBSCRIBER_UP = Gauge(
+    "ordertrail_subscriber_up",
+    "1 while this worker owns the subscriber and its last step succeeded, else 0",
+    ["subscriber"],
+)
+SUBSCRIBER_FAILURES = Counter(
+    "ordertrail_subscriber_failures_total",
+    "Subscriber failures: an event that failed (event), an outage (infrastructure), a bug",
+    ["subscriber", "kind"],
+)

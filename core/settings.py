@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS")
     idempotency_lock_seconds: int = Field(default=30, alias="IDEMPOTENCY_LOCK_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # A worker whose subscriber (or other supervised task) has failed for longer is unhealthy.
+    subscriber_unhealthy_seconds: float = Field(default=60.0, alias="SUBSCRIBER_UNHEALTHY_SECONDS")
+    # `status` calls an owner stalled when it has not said it is alive for this long.
+    subscriber_stalled_seconds: float = Field(default=30.0, alias="SUBSCRIBER_STALLED_SECONDS")
+    # Test mode only: subscribers fail on purpose (see workers/faults.py).
+    fault_injection: str = Field(default="", alias="ORDERTRAIL_FAULT_INJECTION")
 
     def require_secret(self) -> None:
         """Refuse to run an API without a signing secret, except in dev mode."""

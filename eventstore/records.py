@@ -25,6 +25,8 @@ class WrongExpectedVersion(EventStoreError):
 class StoreUnavailable(EventStoreError):
     """The database cannot be reached; nothing was written."""
 
+    infrastructure = True  # supervisors wait an outage out (core.supervisor.kind_of)
+
 
 @dataclass(frozen=True)
 class NewEvent:

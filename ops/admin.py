@@ -68,13 +68,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
     if as_json:
         typer.echo(to_json(report))
         return
-    table = Table("subscriber", "lag (events)", "lag (s)", "owner", "parked", "last error")
+    table = Table(
+        "subscriber", "state", "lag (events)", "lag (s)", "owner", "parked", "last error"
+    )
     for name, sub in report["subscribers"].items():
         owner = sub["owner"]["worker"] if sub["owner"] else "-"
+        state = sub["state"]
+        if failure := sub.get("failure"):
+            state = f"failing {failure['failing_seconds']:.0f}s ×{failure['attempts']}"
         error = (sub["last_error"] or "")[:60]
-        table.add_row(
-            name, str(sub["lag_events"]), str(sub["lag_seconds"]), owner, str(sub["parked"]), error
-        )
+        lag = (str(sub["lag_events"]), str(sub["lag_seconds"]))
+        table.add_row(name, state, *lag, owner, str(sub["parked"]), error)
     console.print(table)
     store = report["store"]
     console.print(f"head {store['head']}  watermark xid {store['watermark_xid']}")

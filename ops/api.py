@@ -17,7 +17,12 @@ from core import openapi
 from core.auth import Principal
 from core.errors import ADMIN_ERRORS, error_responses
 from core.http import require_scope
-from core.metrics import PARKED_EVENTS, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS
+from core.metrics import (
+    PARKED_EVENTS,
+    PROJECTION_LAG_EVENTS,
+    PROJECTION_LAG_SECONDS,
+    SUBSCRIBER_UP,
+)
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
 from core.signals import REBUILD_ACTOR, REPLAY_ACTOR, create_broker, job_message
@@ -108,6 +113,7 @@ async def refresh_lag_gauges(app: FastAPI) -> None:
         PROJECTION_LAG_EVENTS.labels(name).set(sub["lag_events"])
         PROJECTION_LAG_SECONDS.labels(name).set(sub["lag_seconds"])
         PARKED_EVENTS.labels(name).set(sub["parked"])
+        SUBSCRIBER_UP.labels(name).set(1 if sub["state"] == "running" else 0)
 
 
 def attach(app: FastAPI, settings: Settings) -> AsyncMongoClient[Document]:

@@ -20,7 +20,27 @@ from workers.lease import owners
 SUBSCRIBERS = [*PROJECTIONS, FulfilmentProcess.name]
 
 
-async def gather_status(engine: AsyncEngine, db: AsyncDatabase[Document]) -> dict[str, Any]:
+def subscriber_state(
+    checkpoint: dict[str, Any], owner: object, now: datetime, stalled_after: float
+) -> str:
+    """`failing`, `no owner`, `stalled` (an owner that stopped saying it is alive) or `running`."""
+    if checkpoint.get("failure"):
+        return "failing"
+    if owner is None:
+        return "no owner"
+    alive = checkpoint.get("alive_at")
+    if alive is None or (now - _aware(alive)).total_seconds() > stalled_after:
+        return "stalled"
+    return "running"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def gather_status(
+    engine: AsyncEngine, db: AsyncDatabase[Document], stalled_after: float = 30.0
+) -> dict[str, Any]:
     """Everything `status` shows, as plain JSON-able data."""
     now = datetime.now(UTC)
     store_head = await head(engine)
@@ -34,11 +54,16 @@ async def gather_status(engine: AsyncEngine, db: AsyncDatabase[Document]) -> dic
         lag_seconds = (
             (now - lag.oldest_recorded_at).total_seconds() if lag.oldest_recorded_at else 0
         )
+        owner = leases.get(name)
+        if failure := checkpoint.get("failure"):
+            since = _aware(failure["failing_since"])
+            checkpoint["failure"] = failure | {"failing_seconds": (now - since).total_seconds()}
         subscribers[name] = {
+            "state": subscriber_state(checkpoint, owner, now, stalled_after),
             **checkpoint,
             "lag_events": lag.events,
             "lag_seconds": round(max(lag_seconds, 0.0), 3),
-            "owner": leases.get(name),
+            "owner": owner,
         }
         if name in PROJECTIONS:
             subscribers[name]["generation"] = (await aliases.live(name))[0]

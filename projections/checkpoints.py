@@ -35,17 +35,29 @@ class Checkpoints:
 
     async def save(self, name: str, position: Position, events_seen: int) -> None:
         """Advance `name` to `position` (only forwards: a stale writer cannot move it back)."""
-        update = UpdateOne(
-            {"_id": name},
-            {
-                "$max": {"token": position.token},
-                "$inc": {"events_seen": events_seen},
-                "$set": {"updated_at": datetime.now(UTC)},
-            },
-            upsert=True,
-        )
+        update = {
+            "$max": {"token": position.token},
+            "$inc": {"events_seen": events_seen},
+            "$set": {"updated_at": datetime.now(UTC)},
+        }
+        await self._queue(name, update)
+
+    async def beat(self, name: str, worker: str) -> None:
+        """The owner `worker` is alive and its last step succeeded: no failure stands."""
+        update = {"$set": {"alive_at": datetime.now(UTC), "alive_worker": worker}}
+        await self._queue(name, update | {"$unset": {"failure": ""}})
+
+    async def record_failure(self, name: str, failure: Document, worker: str) -> None:
+        """`worker` failed to run `name`: why, since when, how many attempts (for `status`)."""
+        failure = {**failure, "worker": worker, "at": datetime.now(UTC)}
+        fields = {"failure": failure, "last_error": failure["last_error"]}
+        await self._queue(name, {"$set": fields | {"error_at": failure["at"]}})
+
+    async def _queue(self, name: str, update: Document) -> None:
+        """Send one update in the next coalesced bulk write, and wait until it is written."""
+        request = UpdateOne({"_id": name}, update, upsert=True)
         done = asyncio.get_running_loop().create_future()
-        self._pending.append((update, done))
+        self._pending.append((request, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_pending())
         await done
@@ -168,5 +180,9 @@ async def subscriber_status(db: AsyncDatabase[Document], names: list[str]) -> di
             "updated_at": doc.get("updated_at"),
             "parked": await parked.count(name),
             "last_error": doc.get("last_error"),
+            "error_at": doc.get("error_at"),
+            "failure": doc.get("failure"),
+            "alive_at": doc.get("alive_at"),
+            "alive_worker": doc.get("alive_worker"),
         }
     return status

@@ -18,10 +18,13 @@ from core import heap
 from core.logging import configure_logging
 from core.settings import get_settings
 from core.signals import APPENDED_ACTOR, QUEUE, REBUILD_ACTOR, REPLAY_ACTOR, create_broker
+from core.supervisor import Supervisor
+from workers.health import HealthServer
 from workers.runtime import rebuild_job, replay_job
 from workers.service import SubscriptionService
 
 log = logging.getLogger(__name__)
+SERVICE_TASK = "subscription-service"
 
 
 class SubscriptionMiddleware(dramatiq.Middleware):
@@ -32,9 +35,23 @@ class SubscriptionMiddleware(dramatiq.Middleware):
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._outer: Supervisor | None = None
+        self._health = HealthServer(get_settings().worker_metrics_port, self.health)
+
+    def health(self) -> dict[str, Any]:
+        """This worker's health: its subscription service's, and whether that is running."""
+        report = self.service.health()
+        outer = self._outer.tasks.get(SERVICE_TASK) if self._outer is not None else None
+        if outer is not None and outer.failing:
+            report.update(healthy=False, reason=f"subscription service: {outer.last_error}")
+        if self._thread is None or not self._thread.is_alive():
+            report.update(healthy=False, reason="subscription service not running")
+        return report
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        """Start the service thread."""
+        """Start the service thread (and the health endpoint, if a port is set)."""
+        if get_settings().worker_metrics_port:
+            self._health.start()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(ready,), name="subscriptions")
         self._thread.start()
@@ -47,12 +64,18 @@ class SubscriptionMiddleware(dramatiq.Middleware):
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(30)
+        self._health.stop()
 
     def _main(self, ready: threading.Event) -> None:
         async def serve() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            stop = self._stop
             ready.set()
-            await self.service.run(self._stop)
+            # The service supervises its own tasks; this restarts the service itself should it
+            # fail to start (a store unreachable at boot, a bad setting) or ever end.
+            self._outer = Supervisor(stop)
+            self._outer.start(SERVICE_TASK, lambda _: self.service.run(stop))
+            await self._outer.join()
 
         asyncio.run(serve())
 

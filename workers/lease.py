@@ -102,12 +102,14 @@ _OWNERS = sa.text(
 
 async def owners(engine: AsyncEngine, names: list[str]) -> dict[str, dict[str, object]]:
     """Who holds each subscriber's lease: {name: {worker, pid, since}} (absent: nobody)."""
-    unsigned = {lock_key(name) & 0xFFFFFFFFFFFFFFFF: name for name in names}
+    # pg_locks splits the key into two unsigned 32-bit halves; the query joins them back into a
+    # signed bigint, so compare with the signed key (a negative key never matched unsigned).
+    by_key = {lock_key(name): name for name in names}
     async with engine.connect() as conn:
         rows = (await conn.execute(_OWNERS)).all()
     found: dict[str, dict[str, object]] = {}
     for row in rows:
-        if (name := unsigned.get(int(row.key))) is not None:
+        if (name := by_key.get(int(row.key))) is not None:
             worker = row.application_name.removeprefix("ordertrail-worker ")
             found[name] = {"worker": worker, "pid": row.pid, "since": row.backend_start}
     return found

@@ -1,9 +1,10 @@
 """Catch-up: read events after a subscriber's checkpoint in commit order, apply, advance.
 
 Delivery is at-least-once (a crash between apply and checkpoint re-applies the batch); the
-subscribers' own guards make the effects exactly-once. A projector failing on one event is
-retried with backoff, then the event is parked and the subscriber continues without it.
-Database failures are not the event's fault: they propagate and the batch is retried later.
+subscribers' own guards make the effects exactly-once. An event whose effects cannot be written
+(a projector raising, a document BSON cannot encode or that is too large, an overflow) is found,
+retried alone with backoff, then parked, and the subscriber continues without it. An outage is
+not the event's fault: it propagates, and the batch is retried from the checkpoint later.
 """
 
 from __future__ import annotations
@@ -15,16 +16,33 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from core.metrics import BATCH_EVENTS, BATCH_SECONDS
+from core.metrics import BATCH_EVENTS, BATCH_SECONDS, SUBSCRIBER_FAILURES, labelled
+from core.supervisor import describe, kind_of
 from eventstore.base import EventStore
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
+from eventstore.repository import ConcurrencyConflict
 from projections.base import ConcurrentWrite, ProjectorError, Subscriber
 from projections.checkpoints import Checkpoints, ParkedEvents
 
 log = logging.getLogger(__name__)
+
+# Another writer got there first (a lost lease's batch, a command racing the fulfilment
+# process): the batch is re-run, never parked, as it is nobody's fault.
+RACES = (ConcurrentWrite, ConcurrencyConflict)
+
+
+class Faults(Protocol):
+    """Failures injected by the reliability suite (see workers.faults)."""
+
+    def before_run(self, subscriber: str) -> None:
+        """Called as a catch-up run starts."""
+
+    def before_apply(self, subscriber: str, events: Sequence[StoredEvent]) -> None:
+        """Called before each apply."""
+
 
 # Called after each applied batch: (subscriber name, first token, last token, events in batch).
 BatchListener = Callable[[str, str, str, int], None]
@@ -82,6 +100,8 @@ class CatchUp:
     batch_size: int = 500
     retries: int = 3
     backoff: float = 0.05
+    race_retries: int = 10
+    faults: Faults | None = None  # the reliability suite's injected failures (workers.faults)
     on_batch: BatchListener | None = None
     shared: SharedReads | None = None
 
@@ -107,6 +127,8 @@ class CatchUp:
         back from the read-model server each time. `since`: the signals counted when it woke,
         which lets it share reads (`shared`) with the process's other subscribers.
         """
+        if self.faults is not None:
+            self.faults.before_run(subscriber.name)
         total = 0
         saves: list[asyncio.Future[None]] = []
         page = asyncio.ensure_future(self._read(position, since))
@@ -161,28 +183,80 @@ class CatchUp:
         return await self.shared.read_all(after, self.batch_size, since)
 
     async def apply(self, subscriber: Subscriber, events: Sequence[StoredEvent]) -> None:
-        """Apply a batch, parking events whose projector keeps failing."""
-        remaining, failures = list(events), 0
-        while True:
-            try:
-                await subscriber.apply(remaining)
-                return
-            except ConcurrentWrite as exc:  # another writer raced us: re-read and retry
-                log.warning("%s: %s", subscriber.name, exc)
-            except ProjectorError as exc:
-                failures += 1
-                if failures > self.retries:
-                    await self._park(subscriber.name, exc, failures)
-                    remaining = [e for e in remaining if e.event_id != exc.event.event_id]
-                    failures = 0
-                    continue
-                log.warning("%s failed (attempt %d): %s", subscriber.name, failures, exc)
-            await asyncio.sleep(self.backoff * 2**failures)
+        """Apply a batch; an event whose effects cannot be written is isolated, then parked.
 
-    async def _park(self, name: str, error: ProjectorError, attempts: int) -> None:
-        log.error("%s parks %s: %s", name, error.event.token, error)
-        await self.parked.park(name, error.event, str(error), attempts)
-        await self.checkpoints.record_error(name, str(error))
+        A batch that fails for any reason but an outage is split in halves, each applied in
+        turn (every write is guarded, so what already went in is not applied twice), until the
+        failing event stands alone: it is retried with backoff, then parked, and the rest of
+        the batch goes on. An outage (PostgreSQL or MongoDB unreachable) parks nothing: it
+        propagates, and the subscriber's supervisor retries the batch from its checkpoint.
+        """
+        try:
+            await self._apply_racing(subscriber, events)
+        except Exception as exc:
+            if kind_of(exc) == "infrastructure" or isinstance(exc, RACES):
+                raise
+            if len(events) == 1:
+                await self._retry_or_park(subscriber, events[0], exc)
+                return
+            log.info(
+                "%s: batch of %d failed (%s); isolating the event",
+                subscriber.name,
+                len(events),
+                describe(exc),
+            )
+            half = len(events) // 2
+            await self.apply(subscriber, events[:half])
+            await self.apply(subscriber, events[half:])
+
+    async def _apply_racing(self, subscriber: Subscriber, events: Sequence[StoredEvent]) -> None:
+        """Apply, re-running after a lost race (another writer changed a document meanwhile)."""
+        for attempt in range(1, self.race_retries + 1):
+            try:
+                if self.faults is not None:
+                    self.faults.before_apply(subscriber.name, events)
+                await subscriber.apply(events)
+                return
+            except RACES as exc:
+                if attempt == self.race_retries:
+                    raise  # a race that never ends is a fault to show, not to hide
+                log.warning("%s: %s", subscriber.name, exc)
+                await asyncio.sleep(self.backoff * 2 ** min(attempt, 6))
+
+    async def _retry_or_park(
+        self, subscriber: Subscriber, event: StoredEvent, error: Exception
+    ) -> None:
+        """Retry one failing event alone a few times, then park it."""
+        for attempt in range(1, self.retries + 1):
+            self._failed(subscriber.name, event, error, attempt)
+            await asyncio.sleep(self.backoff * 2**attempt)
+            try:
+                await self._apply_racing(subscriber, [event])
+                return
+            except Exception as exc:
+                if kind_of(exc) == "infrastructure" or isinstance(exc, RACES):
+                    raise
+                error = exc
+        self._failed(subscriber.name, event, error, self.retries + 1)
+        await self._park(subscriber.name, event, error, self.retries + 1)
+
+    def _failed(self, name: str, event: StoredEvent, error: Exception, attempt: int) -> None:
+        labelled(SUBSCRIBER_FAILURES, name, "event").inc()
+        log.warning(
+            "%s: %s at %s failed (attempt %d): %s",
+            name,
+            event.type,
+            event.token,
+            attempt,
+            describe(error),
+        )
+
+    async def _park(self, name: str, event: StoredEvent, error: Exception, attempts: int) -> None:
+        cause = error.cause if isinstance(error, ProjectorError) else error
+        message = f"{event.type} at {event.token}: {describe(cause)}"
+        log.error("%s parks %s: %s", name, event.token, message, exc_info=error)
+        await self.parked.park(name, event, message, attempts)
+        await self.checkpoints.record_error(name, message)
 
 
 def _settled(save: asyncio.Future[None]) -> bool:

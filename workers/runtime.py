@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
+from core.supervisor import Supervisor
 from eventstore.driver import dispose
 from projections.base import Document
 from workers.jobs import Jobs, ProgressReporter
@@ -51,7 +52,13 @@ async def run_job(
             log.info("job %s is done or running elsewhere: this delivery is a duplicate", job_id)
             return
         reporter = ProgressReporter(jobs, job_id)
-        flusher = asyncio.create_task(_flush_periodically(jobs, job_id, reporter))
+        # Supervised: a flusher that died on one failed write would stop the job's heartbeat,
+        # and another worker would take the job over while this one still runs it.
+        stop = asyncio.Event()
+        flusher = Supervisor(stop, max_delay=5.0)
+        flusher.start(
+            f"job {job_id} progress", lambda _: _flush_until(stop, jobs, job_id, reporter)
+        )
         try:
             result = await work((engine, db), reporter)
         except Exception as exc:
@@ -60,16 +67,22 @@ async def run_job(
             )
             raise
         finally:
-            flusher.cancel()
+            stop.set()
+            await flusher.join()
             await reporter.flush(force=True)
         done = {"status": "done", "finished_at": datetime.now(UTC), "result": _plain(result)}
         await jobs.update(job_id, **done)
 
 
-async def _flush_periodically(jobs: Jobs, job_id: str, reporter: ProgressReporter) -> None:
+async def _flush_until(
+    stop: asyncio.Event, jobs: Jobs, job_id: str, reporter: ProgressReporter
+) -> None:
     beats = 0
-    while True:
-        await asyncio.sleep(reporter.interval)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), reporter.interval)
+        if stop.is_set():
+            return
         await reporter.flush()
         beats += 1
         if beats % 10 == 0:  # every few seconds: well inside the staleness limit

@@ -3,6 +3,10 @@
 Each subscriber (projection or process) gets a task that tries to own it (a lease), catches it
 up, then waits for a wake-up: PostgreSQL NOTIFY, a dramatiq `appended` message, or the periodic
 tick that covers a lost signal and lets a worker take over from one that died.
+
+Every task runs under a `Supervisor`: whatever it raises is logged, counted, recorded where
+`status` reads it, and the task starts again after a backoff. No subscriber stops while its
+worker lives; one that keeps failing shows as failing, and the worker's health turns bad.
 """
 
 from __future__ import annotations
@@ -18,32 +22,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import prometheus_client
-from pymongo.errors import PyMongoError
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
-from core.metrics import count_retry
+from core.metrics import SUBSCRIBER_FAILURES, SUBSCRIBER_UP, count_retry, labelled
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
-from eventstore.driver import CONNECTION_LOST, dispose
+from core.supervisor import Supervisor, TaskHealth
+from eventstore.driver import dispose
 from eventstore.notify import CHANNEL, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
-from eventstore.records import StoreUnavailable
 from eventstore.repository import Repository
 from projections.aliases import Aliases
 from projections.base import Subscriber
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build, ensure_indexes
+from workers.faults import inject_faults
 from workers.fulfilment import FulfilmentProcess
 from workers.lease import Lease
 from workers.runner import BatchListener, CatchUp, SharedReads
 
 log = logging.getLogger(__name__)
-TRANSIENT = (StoreUnavailable, PyMongoError, OSError, TimeoutError)
 OWNERSHIP_CHECK_SECONDS = 0.5
+# How often an owner says it is alive where `status` reads it (and clears an old failure).
+HEARTBEAT_SECONDS = 5.0
 
 
 def worker_name(settings: Settings) -> str:
@@ -83,11 +86,12 @@ async def live_subscriber(
 
 @dataclass
 class SubscriptionService:
-    """Runs the subscribers this process can own until stopped."""
+    """Runs the subscribers this process can own until stopped, each under supervision."""
 
     settings: Settings
     only: frozenset[str] | None = None
     on_batch: BatchListener | None = None
+    supervisor: Supervisor | None = None
     _wakes: list[asyncio.Event] = field(default_factory=list)
     _indexed: set[tuple[str, int]] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -104,10 +108,20 @@ class SubscriptionService:
         for event in self._wakes:
             event.set()
 
+    def health(self) -> dict[str, Any]:
+        """This process's supervised tasks, and whether any failed for too long (safe anywhere)."""
+        supervisor = self.supervisor
+        if supervisor is None:
+            return {"healthy": False, "reason": "not started", "tasks": {}}
+        limit = self.settings.subscriber_unhealthy_seconds
+        failing = [health.name for health in supervisor.unhealthy(limit)]
+        tasks = {name: health.snapshot() for name, health in list(supervisor.tasks.items())}
+        reason = f"failing for over {limit:g} s: {', '.join(failing)}" if failing else None
+        return {"healthy": not failing, "reason": reason, "tasks": tasks}
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then give every lease up."""
         self._loop = asyncio.get_running_loop()
-        serve_metrics(self.settings.worker_metrics_port)
         engine = create_engine(self.settings, f"ordertrail-worker {worker_name(self.settings)}")
         # Every subscriber write is guarded by `_last`, a unique `_id` or `$max`, and a failed
         # batch is re-run from its checkpoint: the driver's retryable writes would add nothing.
@@ -125,17 +139,14 @@ class SubscriptionService:
             repo = Repository(store, retries=self.settings.command_retries, on_retry=count_retry)
             self._shared = SharedReads(store)
             catch_up = self._catch_up(store, db, self._shared)
-            names = [*PROJECTIONS, FulfilmentProcess.name]
-            tasks = [
-                asyncio.create_task(
-                    self._serve(engine, name, (db, repo), catch_up, stop), name=name
-                )
-                for name in names
-                if self.only is None or name in self.only
-            ]
-            async with listening(self.settings, self.wake):
-                await stop.wait()
-            await asyncio.gather(*tasks)
+            failures = FailureBook(catch_up.checkpoints, worker_name(self.settings))
+            self.supervisor = Supervisor(stop, on_failure=failures.record)
+            for name in [*PROJECTIONS, FulfilmentProcess.name]:
+                if self.only is None or name in self.only:
+                    served = Served(self, name, Lease(engine, name), (db, repo), catch_up, stop)
+                    self.supervisor.start(name, served.serve)
+            self.supervisor.start(LISTENER_TASK, Listener(self.settings, self.wake, stop).run)
+            await self.supervisor.join()
         finally:
             await notifier.stop()
             await mongo.close()
@@ -143,7 +154,7 @@ class SubscriptionService:
 
     def _catch_up(self, store: PostgresEventStore, db: Any, shared: SharedReads) -> CatchUp:
         settings = self.settings
-        return CatchUp(
+        catch_up = CatchUp(
             store,
             Checkpoints(db),
             ParkedEvents(db),
@@ -152,40 +163,75 @@ class SubscriptionService:
             on_batch=self.on_batch,
             shared=shared,
         )
+        return inject_faults(catch_up, settings)
 
-    async def _serve(
-        self,
-        engine: AsyncEngine,
-        name: str,
-        stores: tuple[Any, Repository],
-        catch_up: CatchUp,
-        stop: asyncio.Event,
-    ) -> None:
-        wake, lease, owned = asyncio.Event(), Lease(engine, name), Owned()
-        self._wakes.append(wake)
-        shared = catch_up.shared
+
+@dataclass
+class FailureBook:
+    """Writes a failing subscriber's error where `status` reads it (best effort)."""
+
+    checkpoints: Checkpoints
+    worker: str
+
+    async def record(self, health: TaskHealth, error: BaseException) -> None:
+        """A supervised task failed: count it, and if it is a subscriber, store why."""
+        if health.name == LISTENER_TASK:
+            return
+        labelled(SUBSCRIBER_FAILURES, health.name, health.last_kind or "unexpected").inc()
+        labelled(SUBSCRIBER_UP, health.name).set(0)
+        await self.checkpoints.record_failure(health.name, health.snapshot(), self.worker)
+
+
+@dataclass
+class Served:
+    """One subscriber served by this process: lease, catch-up, wait for a wake-up, again."""
+
+    service: SubscriptionService
+    name: str
+    lease: Lease
+    stores: tuple[Any, Repository]
+    catch_up: CatchUp
+    stop: asyncio.Event
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    beaten: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self.service._wakes.append(self.wake)
+
+    async def serve(self, health: TaskHealth) -> None:
+        """Run until stopped; any failure propagates to the supervisor, lease given up."""
+        owned, shared = Owned(), self.catch_up.shared
         try:
-            while not stop.is_set():
-                wake.clear()
+            while not self.stop.is_set():
+                self.wake.clear()
                 since = shared.signals if shared is not None else None
-                await self._step(name, stores, catch_up, lease, owned, since)
-                await wait_any(wake, stop, seconds=self.settings.projection_tick_seconds)
-                if shared is not None and not wake.is_set():
+                await self._step(owned, since)
+                await self._progressed(health, owned)
+                await wait_any(
+                    self.wake, self.stop, seconds=self.service.settings.projection_tick_seconds
+                )
+                if shared is not None and not self.wake.is_set():
                     shared.signal()  # a tick covers lost signals: it must not reuse a read
         finally:
-            with contextlib.suppress(*TRANSIENT):
-                await lease.release()
+            labelled(SUBSCRIBER_UP, self.name).set(0)
+            # Let another worker try while this one backs off (and on shutdown, at once).
+            with contextlib.suppress(Exception):
+                await self.lease.release()
 
-    async def _step(
-        self,
-        name: str,
-        stores: tuple[Any, Repository],
-        catch_up: CatchUp,
-        lease: Lease,
-        owned: Owned,
-        since: int | None = None,
-    ) -> None:
-        checkpoints = catch_up.checkpoints
+    async def _progressed(self, health: TaskHealth, owned: Owned) -> None:
+        """A step succeeded: say so, and as owner beat now and then (clearing a failure)."""
+        recovered = health.ok()
+        labelled(SUBSCRIBER_UP, self.name).set(1 if self.lease.held else 0)
+        if not self.lease.held:
+            return
+        # A new owner also clears what a failed one left on record (it may have died failing).
+        due = time.monotonic() - self.beaten >= HEARTBEAT_SECONDS
+        if recovered or owned.fresh or due:
+            self.beaten, owned.fresh = time.monotonic(), False
+            await self.catch_up.checkpoints.beat(self.name, worker_name(self.service.settings))
+
+    async def _step(self, owned: Owned, since: int | None) -> None:
+        checkpoints, lease, name = self.catch_up.checkpoints, self.lease, self.name
 
         async def still_owner() -> bool:
             # Two round trips per batch would double a small batch's cost; once per interval is
@@ -195,28 +241,23 @@ class SubscriptionService:
             owned.checked = time.monotonic()
             return await lease.confirm() and not await checkpoints.handoff_requested(name)
 
-        try:
-            if time.monotonic() - owned.checked >= OWNERSHIP_CHECK_SECONDS or not lease.held:
-                owned.checked = time.monotonic()
-                if await checkpoints.handoff_requested(name):  # a rebuild or replay needs it
-                    owned.forget()
-                    await lease.release()
-                    return
-            if not lease.held:
-                owned.forget()  # whoever held it meanwhile may have moved checkpoint or alias
-                if not await lease.try_acquire():
-                    return
-            if owned.subscriber is None:
-                owned.subscriber = await live_subscriber(name, *stores, self._indexed)
-                owned.position = await checkpoints.load(name)
-            owned.position, _ = await catch_up.advance(
-                owned.subscriber, owned.position, still_owner=still_owner, since=since
-            )
-        except TRANSIENT as exc:  # a store is down: try again on the next wake-up or tick
-            owned.forget()
-            log.warning("%s: %s", name, exc)
-            with contextlib.suppress(*TRANSIENT):
-                await lease.confirm()
+        if time.monotonic() - owned.checked >= OWNERSHIP_CHECK_SECONDS or not lease.held:
+            owned.checked = time.monotonic()
+            if await checkpoints.handoff_requested(name):  # a rebuild or replay needs it
+                owned.forget()
+                await lease.release()
+                return
+        if not lease.held:
+            owned.forget()  # whoever held it meanwhile may have moved checkpoint or alias
+            if not await lease.try_acquire():
+                return
+        if owned.subscriber is None:
+            owned.subscriber = await live_subscriber(name, *self.stores, self.service._indexed)
+            owned.position = await checkpoints.load(name)
+            owned.fresh = True
+        owned.position, _ = await self.catch_up.advance(
+            owned.subscriber, owned.position, still_owner=still_owner, since=since
+        )
 
 
 @dataclass
@@ -231,19 +272,11 @@ class Owned:
     subscriber: Subscriber | None = None
     position: Position | None = None
     checked: float = float("-inf")
+    fresh: bool = False  # just took the subscriber over: clear a failure left on record
 
     def forget(self) -> None:
         """Read both again on the next step."""
         self.subscriber, self.position = None, None
-
-
-def serve_metrics(port: int) -> None:
-    """Expose this process's Prometheus metrics (batch sizes and durations) on `port`."""
-    if port:
-        try:
-            prometheus_client.start_http_server(port)
-        except OSError as exc:  # another worker process on this machine serves them already
-            log.warning("metrics port %d unavailable: %s", port, exc)
 
 
 async def wait_any(*events: asyncio.Event, seconds: float) -> None:
@@ -257,50 +290,38 @@ async def wait_any(*events: asyncio.Event, seconds: float) -> None:
 
 
 LISTENER_NAME = "ordertrail-listener"
+LISTENER_TASK = "listener"
 LISTENER_CHECK_SECONDS = 1.0
 
 
-@contextlib.asynccontextmanager
-async def listening(settings: Settings, wake: Callable[[], None]) -> Any:
-    """LISTEN for appends while inside, reconnecting whenever the connection is lost.
+@dataclass
+class Listener:
+    """LISTEN for appends on a connection of its own; under supervision, reconnects when lost.
 
     Without a connection the tick alone drives the subscribers; a listener that never came back
     after a PostgreSQL restart would leave every projection a tick behind for good.
     """
-    stop = asyncio.Event()
-    task = asyncio.create_task(_listen(settings, wake, stop), name="listener")
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
 
+    settings: Settings
+    wake: Callable[[], None]
+    stop: asyncio.Event
 
-async def _listen(settings: Settings, wake: Callable[[], None], stop: asyncio.Event) -> None:
-    warned = False
-    while not stop.is_set():
-        conn: asyncpg.Connection | None = None
+    async def run(self, health: TaskHealth) -> None:
+        """Listen until stopped; a lost connection raises (the supervisor reconnects)."""
+        conn = await asyncpg.connect(
+            asyncpg_dsn(self.settings.database_url),
+            timeout=self.settings.db_connect_timeout,
+            server_settings={"application_name": LISTENER_NAME},
+        )
         try:
-            conn = await asyncpg.connect(
-                asyncpg_dsn(settings.database_url),
-                timeout=settings.db_connect_timeout,
-                server_settings={"application_name": LISTENER_NAME},
-            )
-            await conn.add_listener(CHANNEL, lambda *_: wake())
-            if warned:
+            await conn.add_listener(CHANNEL, lambda *_: self.wake())
+            if health.ok():
                 log.info("LISTEN connection restored")
-            warned = False
-            wake()  # notifications sent while we were away are lost: look now
-            while not stop.is_set():
-                await wait_any(stop, seconds=LISTENER_CHECK_SECONDS)
+            self.wake()  # notifications sent while we were away are lost: look now
+            while not self.stop.is_set():
+                await wait_any(self.stop, seconds=LISTENER_CHECK_SECONDS)
                 # An idle connection does not notice a server restart until it is used.
-                await conn.fetchval("SELECT 1", timeout=settings.db_connect_timeout)
-        except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
-            if not warned:
-                log.warning("LISTEN unavailable, relying on ticks until it is back: %s", exc)
-                warned = True
+                await conn.fetchval("SELECT 1", timeout=self.settings.db_connect_timeout)
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=1)
-        await wait_any(stop, seconds=LISTENER_CHECK_SECONDS)
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1)

@@ -29,6 +29,10 @@ Settle = Callable[[], Awaitable[int]]
 class SimulatedCrash(Exception):
     """The process died here."""
 
+    # Catch-up isolates and parks events behind any other error; a death is no event's fault,
+    # so it must leave the batch as an outage does: propagated, re-run from the checkpoint.
+    infrastructure = True
+
 
 class CrashingCheckpoints(Checkpoints):
     """Dies on the n-th checkpoint save: after the batch's writes, before the checkpoint."""
