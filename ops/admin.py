@@ -75,7 +75,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
         owner = sub["owner"]["worker"] if sub["owner"] else "-"
         state = sub["state"]
         if failure := sub.get("failure"):
-            state = f"failing {failure['failing_seconds']:.0f}s ×{failure['attempts']}"
+            state = f"failing {failure['failing_seconds']:.0f}s, {failure['attempts']} attempts"
         error = (sub["last_error"] or "")[:60]
         lag = (str(sub["lag_events"]), str(sub["lag_seconds"]))
         table.add_row(name, state, *lag, owner, str(sub["parked"]), error)
