@@ -68,9 +68,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
     if as_json:
         typer.echo(to_json(report))
         return
-    table = Table(
-        "subscriber", "state", "lag (events)", "lag (s)", "owner", "parked", "last error"
-    )
+    table = Table("subscriber", "state", "lag (events)", "lag (s)", "owner", "parked", "last error")
     for name, sub in report["subscribers"].items():
         owner = sub["owner"]["worker"] if sub["owner"] else "-"
         state = sub["state"]
