@@ -24,6 +24,7 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Repository
 from ops.migrate import upgrade
 from query_api.app import create_app as create_query_app
+from tests.support.leftovers import descendants, end
 from tests.support.redis import OwnRedis
 from tests.support.servers import (
     asgi_client,
@@ -56,6 +57,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("ORDERTRAIL_LONG") == "1",
         help="long form of the reliability suite: 5-minute soak, longer fault windows",
     )
+
+
+# A long-form test runs for minutes by design (the 5-minute soak and fault injection): it gets
+# this timeout instead of the 300 s that catches a hung test in the short form.
+LONG_FORM_TIMEOUT = 1800
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the long form, the reliability tests get a timeout that fits their length."""
+    if not config.getoption("--long"):
+        return
+    for item in items:
+        if "tests/reliability/" in item.nodeid.replace("\\", "/"):
+            item.add_marker(pytest.mark.timeout(LONG_FORM_TIMEOUT))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Servers a test body started go with it, even when a timeout cut it off mid-way.
+
+    A test killed by pytest-timeout never reaches its own clean-up: its coroutine is left
+    suspended, and the servers it started held their ports and CPU for the tests after it.
+    """
+    before = descendants(os.getpid())
+    yield
+    left = descendants(os.getpid()) - before
+    if left:
+        end(left)
 
 
 @pytest.fixture(scope="session")
