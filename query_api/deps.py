@@ -96,11 +96,13 @@ class FreshnessHeaders(BaseModel):
 def fresh(*projections: str) -> Callable[..., Any]:
     """A dependency: honour X-Min-Position for `projections`, and report X-Read-Position.
 
-    The header is read from the request, not declared as a parameter (see core.openapi).
+    The header is read from the request, not declared as a parameter (see core.openapi). The
+    caller is authorized first: a request that would be refused neither waits nor learns a
+    position.
     """
 
     @documents(parameters=model_headers(FreshnessHeaders))
-    async def dependency(request: Request) -> None:
+    async def dependency(request: Request, _: Reader) -> None:
         x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
         request.state.read_position = watcher.position(projections)
@@ -140,7 +142,7 @@ def fresh_document(
     """
 
     @documents(parameters=model_headers(FreshnessHeaders))
-    async def dependency(request: Request) -> Document | None:
+    async def dependency(request: Request, _: Reader) -> Document | None:
         x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
         position = request.state.read_position = watcher.position([projection])
