@@ -17,7 +17,12 @@ from core import openapi
 from core.auth import Principal
 from core.errors import ADMIN_ERRORS, error_responses
 from core.http import require_scope
-from core.metrics import PARKED_EVENTS, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS
+from core.metrics import (
+    PARKED_EVENTS,
+    PROJECTION_LAG_EVENTS,
+    PROJECTION_LAG_SECONDS,
+    CachedRefresh,
+)
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
 from core.signals import REBUILD_ACTOR, REPLAY_ACTOR, create_broker, job_message
@@ -114,7 +119,9 @@ def attach(app: FastAPI, settings: Settings) -> AsyncMongoClient[Document]:
     """Mount the routes; returns the MongoDB client to close at shutdown."""
     client = create_mongo_client(settings, "ordertrail-command-api-ops")
     app.state.ops_db = database(client, settings)
-    app.state.refresh_metrics = lambda: refresh_lag_gauges(app)
+    app.state.refresh_metrics = CachedRefresh(
+        lambda: refresh_lag_gauges(app), settings.metrics_refresh_seconds
+    )
     app.state.ops_broker = create_broker(settings)
     app.include_router(openapi.document(router))
     app.add_exception_handler(PyMongoError, read_models_unavailable)
