@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from core.metrics import render
+from core.metrics import CachedRefresh, render
 
 log = logging.getLogger(__name__)
 Probe = Callable[[Request], Awaitable[object]]
@@ -36,13 +35,10 @@ def health_router(dependency: str, probe: Probe) -> APIRouter:
 
     @router.get("/metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics (gauges that need a query are refreshed first)."""
-        refresh = getattr(request.app.state, "refresh_metrics", None)
+        """Prometheus metrics (gauges that need a query are cached, refreshed every few s)."""
+        refresh: CachedRefresh | None = getattr(request.app.state, "refresh_metrics", None)
         if refresh is not None:
-            try:
-                await asyncio.wait_for(refresh(), 5)
-            except Exception as exc:  # stale gauges beat a failed scrape
-                log.warning("metrics refresh failed: %s", exc)
+            await refresh()
         body, content_type = render()
         return Response(body, media_type=content_type)
 

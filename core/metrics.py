@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+log = logging.getLogger(__name__)
 COMMANDS = Counter("ordertrail_commands_total", "Commands handled", ["command", "outcome"])
 APPEND_SECONDS = Histogram(
     "ordertrail_append_seconds",
@@ -82,3 +87,39 @@ SUBSCRIBER_FAILURES = Counter(
     "Subscriber failures: an event that failed (event), an outage (infrastructure), a bug",
     ["subscriber", "kind"],
 )
+
+
+GAUGE_REFRESH_FAILURES = Counter(
+    "ordertrail_gauge_refresh_failures_total",
+    "Refreshes of query-backed gauges (lag, parked) that failed; the last values were served",
+)
+
+
+class CachedRefresh:
+    """Refreshes query-backed gauges at most once per `interval` seconds, one run at a time.
+
+    Scrapes are unauthenticated and may come often and together: each computing lag (a count
+    per subscriber, a pg_stat_activity read) would let them load the store at will. A scrape
+    while a refresh runs, or within `interval` of the last, serves the gauges as they are; a
+    refresh that fails or times out is logged and counted, and the scrape serves the last values.
+    """
+
+    def __init__(
+        self, refresh: Callable[[], Awaitable[None]], interval: float, timeout: float = 5.0
+    ) -> None:
+        self.refresh, self.interval, self.timeout = refresh, interval, timeout
+        self._due = float("-inf")  # monotonic time from which the next refresh may run
+        self._running = False  # a flag, not an asyncio.Lock: scrapes skip rather than queue
+
+    async def __call__(self) -> None:
+        """Refresh the gauges if the last refresh is older than the interval and none runs."""
+        if self._running or time.monotonic() < self._due:
+            return
+        self._running = True
+        try:
+            await asyncio.wait_for(self.refresh(), self.timeout)
+        except Exception as exc:  # stale gauges beat a failed scrape
+            GAUGE_REFRESH_FAILURES.inc()
+            log.warning("gauge refresh failed: %r", exc)
+        finally:
+            self._running, self._due = False, time.monotonic() + self.interval

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     projection_retries: int = Field(default=3, alias="PROJECTION_RETRIES")
     worker_id: str = Field(default="", alias="WORKER_ID")
     worker_metrics_port: int = Field(default=0, alias="WORKER_METRICS_PORT")
+    # /metrics computes lag (a count per subscriber) at most this often; scrapes between reuse it.
+    metrics_refresh_seconds: float = Field(default=5.0, alias="METRICS_REFRESH_SECONDS")
     min_position_wait_seconds: float = Field(default=2.0, alias="MIN_POSITION_WAIT_SECONDS")
     jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
     jwt_leeway_seconds: int = Field(default=10, alias="JWT_LEEWAY_SECONDS")

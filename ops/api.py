@@ -22,6 +22,7 @@ from core.metrics import (
     PROJECTION_LAG_EVENTS,
     PROJECTION_LAG_SECONDS,
     SUBSCRIBER_UP,
+    CachedRefresh,
 )
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
@@ -120,7 +121,9 @@ def attach(app: FastAPI, settings: Settings) -> AsyncMongoClient[Document]:
     """Mount the routes; returns the MongoDB client to close at shutdown."""
     client = create_mongo_client(settings, "ordertrail-command-api-ops")
     app.state.ops_db = database(client, settings)
-    app.state.refresh_metrics = lambda: refresh_lag_gauges(app)
+    app.state.refresh_metrics = CachedRefresh(
+        lambda: refresh_lag_gauges(app), settings.metrics_refresh_seconds
+    )
     app.state.ops_broker = create_broker(settings)
     app.include_router(openapi.document(router))
     app.add_exception_handler(PyMongoError, read_models_unavailable)

@@ -17,7 +17,7 @@ from core.http import read_headers, require_scope
 from core.openapi import documents, model_headers
 from core.settings import Settings
 from projections.base import Document
-from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough
+from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough, View
 
 MAX_PAGE_SIZE = 200
 
@@ -32,14 +32,24 @@ class ReadModels:
         return self.db[self.names.get(logical, logical)]
 
 
+Reader = Annotated[Principal, Depends(require_scope("queries:read"))]
+
+
+def view_of(request: Request) -> View:
+    """The view this request claims its position from (set by `fresh`), else the newest."""
+    view: View | None = getattr(request.state, "view", None)
+    if view is None:
+        watcher: CheckpointWatcher = request.app.state.watcher
+        view = watcher.view
+    return view
+
+
 async def db_dep(request: Request) -> ReadModels:
-    """The read models, as of the newest alias this process has seen."""
-    watcher: CheckpointWatcher = request.app.state.watcher
-    return ReadModels(request.app.state.db, watcher.names)
+    """The read models in the generations of the view X-Read-Position comes from."""
+    return ReadModels(request.app.state.db, view_of(request).names)
 
 
 Db = Annotated[ReadModels, Depends(db_dep)]
-Reader = Annotated[Principal, Depends(require_scope("queries:read"))]
 
 
 @dataclass(frozen=True)
@@ -86,23 +96,28 @@ class FreshnessHeaders(BaseModel):
 def fresh(*projections: str) -> Callable[..., Any]:
     """A dependency: honour X-Min-Position for `projections`, and report X-Read-Position.
 
-    The header is read from the request, not declared as a parameter (see core.openapi).
+    The header is read from the request, not declared as a parameter (see core.openapi). The
+    caller is authorized first: a request that would be refused neither waits nor learns a
+    position.
     """
 
     @documents(parameters=model_headers(FreshnessHeaders))
-    async def dependency(request: Request) -> None:
+    async def dependency(request: Request, _: Reader) -> None:
         x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
-        position = request.state.read_position = watcher.position(projections)
+        request.state.read_position = watcher.position(projections)
+        view = watcher.view
         if x_min_position is not None:
             settings: Settings = request.app.state.settings
             try:
-                position = await watcher.wait_for(
+                view = await watcher.wait_for(
                     x_min_position, projections, settings.min_position_wait_seconds
                 )
             except NotFreshEnough:
                 raise _behind(x_min_position) from None
-        request.state.read_position = position  # the middleware puts it on every answer
+        # The route reads the collections of the view its position comes from (see db_dep);
+        # the middleware puts the position on every answer.
+        request.state.view, request.state.read_position = view, view.position(projections)
 
     return dependency
 
@@ -127,7 +142,7 @@ def fresh_document(
     """
 
     @documents(parameters=model_headers(FreshnessHeaders))
-    async def dependency(request: Request) -> Document | None:
+    async def dependency(request: Request, _: Reader) -> Document | None:
         x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
         position = request.state.read_position = watcher.position([projection])
@@ -148,9 +163,10 @@ def fresh_document(
                 )
             except NotFreshEnough:
                 raise _behind(x_min_position) from None
-        if not known:
-            read_model = request.app.state.db[watcher.physical(logical)]
-            document = await read_model.find_one({"_id": wanted})
+        if not known:  # read it from the collections of the view the position is claimed from
+            view = watcher.view
+            position = view.position([projection])
+            document = await request.app.state.db[view.physical(logical)].find_one({"_id": wanted})
             if document is not None:
                 position = max(position, document.get("_last", ""))
         request.state.read_position = position

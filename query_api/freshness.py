@@ -12,6 +12,12 @@ answers its request from the poll: projections apply events in commit order, so 
 event up to the token that touches it, whether or not the checkpoint, saved after the batch's
 writes, says so yet. So does one read after checkpoints past the token (those of the previous
 poll), even when absent. The wait ends a checkpoint write sooner, with no read of its own.
+
+Each poll reads the aliases after the checkpoints, and a response claims a position and reads
+collections of one such pair (a `View`): a rebuild points the alias at its new generation before
+it moves the checkpoint there, so collections named after a checkpoint was read hold it. Read
+beside the checkpoints (or less often), a checkpoint of the new generation could release a read
+of the old, paused one.
 """
 
 from __future__ import annotations
@@ -50,59 +56,66 @@ class Seen(NamedTuple):
     known: bool  # False: the wait did not read the document; the caller must
 
 
+class View(NamedTuple):
+    """Checkpoints and the live collections read after them: the collections hold each token."""
+
+    tokens: dict[str, str]
+    names: dict[str, str]  # logical -> physical collection name
+
+    def position(self, projections: Sequence[str]) -> str:
+        """The oldest checkpoint among `projections`: each has read at least this far."""
+        return min((self.tokens.get(name, "") for name in projections), default="")
+
+    def physical(self, logical: str) -> str:
+        """The live collection behind a logical read-model name."""
+        return self.names.get(logical, logical)
+
+
 class CheckpointWatcher:
     """Knows where every projection is; wakes waiters when checkpoints move."""
 
     def __init__(self, db: AsyncDatabase[Document], idle: float = 0.1, busy: float = 0.01) -> None:
         self.db, self.collection, self.idle, self.busy = db, db["checkpoints"], idle, busy
-        self.tokens: dict[str, str] = {}
-        # (physical collection, _id) -> requests waiting for that document; what the last poll
-        # found of them.
+        self.view = View({}, {})
+        # (logical collection, _id) -> requests waiting for that document; what the last poll
+        # found of them (read from the collections of the view before it).
         self._wanted: dict[tuple[str, str], int] = {}
         self.documents: dict[tuple[str, str], Document] = {}
         self._read_keys: set[tuple[str, str]] = set()
-        self._covered: dict[str, str] = {}
-        # Logical -> physical collection names: a rebuild swaps generations behind aliases.
-        self.names: dict[str, str] = {}
+        self._covered = self.view  # the view the last poll read the documents after
         self.aliases = Aliases(db)
         self._changed = asyncio.Condition()
         self._hurry = asyncio.Event()  # a request started waiting: cut the idle pause short
         self._waiters = 0
-        self._aliases_read = float("-inf")
         self._task: asyncio.Task[None] | None = None
 
-    async def refresh(self, aliases: bool = True) -> dict[str, str]:
-        """Read every checkpoint, and beside them the documents requests wait for (and aliases)."""
-        keys = set(self._wanted)
+    async def refresh(self) -> View:
+        """Read every checkpoint and the documents requests wait for, then the aliases."""
+        keys, names = set(self._wanted), self.view.names
         tokens, documents = await asyncio.gather(
-            self._read_tokens(), self._read_wanted(keys) if keys else _nothing()
+            self._read_tokens(), self._read_wanted(keys, names) if keys else _nothing()
         )
-        # These documents were read after the previous checkpoints were: they hold every event
-        # up to those (not necessarily up to the ones read beside them).
-        self._covered = self.tokens
-        self.tokens, self.documents, self._read_keys = tokens, documents, keys
-        if aliases:
-            self.names = await self.aliases.all_live()
-            self._aliases_read = time.monotonic()
-        return self.tokens
+        # After the checkpoints, not beside them: see the module's docstring.
+        live = await self.aliases.all_live()
+        # These documents were read after the previous view, from its collections: they hold
+        # every event up to its checkpoints (not necessarily up to the ones read beside them).
+        self._covered = self.view
+        self.view, self.documents, self._read_keys = View(tokens, live), documents, keys
+        return self.view
 
     async def _read_tokens(self) -> dict[str, str]:
         found = self.collection.find({}, {"token": 1})
         return {doc["_id"]: doc.get("token") or "" async for doc in found}
 
     def position(self, names: Sequence[str]) -> str:
-        """The oldest checkpoint among `names`: every one of them has read at least this far."""
-        return min((self.tokens.get(name, "") for name in names), default="")
+        """The oldest checkpoint among `names` in the current view."""
+        return self.view.position(names)
 
-    def physical(self, logical: str) -> str:
-        """The live collection behind a logical read-model name."""
-        return self.names.get(logical, logical)
-
-    async def wait_for(self, token: str, names: Sequence[str], seconds: float) -> str:
-        """Return once every projection in `names` has passed `token`; else NotFreshEnough."""
+    async def wait_for(self, token: str, names: Sequence[str], seconds: float) -> View:
+        """The view once every projection in `names` has passed `token`; else NotFreshEnough."""
         if self.position(names) < token:
             await self._wait(token, seconds, lambda: self.position(names) >= token)
-        return self.position(names)
+        return self.view
 
     async def wait_for_document(
         self, token: str, names: Sequence[str], collection: str, key: str, seconds: float
@@ -110,12 +123,12 @@ class CheckpointWatcher:
         """Wait as `wait_for`, or until a poll finds document `key` of `collection` past `token`.
 
         When a poll read the document for this wait, the answer carries it (None: there is no
-        such document) and the position is its `_last` where that is newer; otherwise the
-        caller reads it itself.
+        such document) and the position its read includes: the checkpoints of the view it was
+        read from, or its own `_last` where newer. Otherwise the caller reads it itself.
         """
         if self.position(names) >= token:
             return Seen(self.position(names), None, known=False)
-        wanted = (self.physical(collection), key)
+        wanted = (collection, key)
         self._wanted[wanted] = self._wanted.get(wanted, 0) + 1
         try:
             await self._wait(
@@ -126,15 +139,14 @@ class CheckpointWatcher:
                 del self._wanted[wanted]
             else:
                 self._wanted[wanted] -= 1
-        position = self.position(names)
         if wanted in self._read_keys:  # else it began waiting while that poll was under way
+            covered = self._covered.position(names)
             document = self.documents.get(wanted)
             if document is not None and self._found(wanted, token):
-                return Seen(max(position, document["_last"]), document, known=True)
-            covered = min((self._covered.get(name, "") for name in names), default="")
+                return Seen(max(covered, document["_last"]), document, known=True)
             if covered >= token:  # read after checkpoints past the token: None means absent
-                return Seen(position, document, known=True)
-        return Seen(position, None, known=False)
+                return Seen(covered, document, known=True)
+        return Seen(self.position(names), None, known=False)
 
     def _found(self, wanted: tuple[str, str], token: str) -> bool:
         document = self.documents.get(wanted)
@@ -174,10 +186,7 @@ class CheckpointWatcher:
                     await asyncio.sleep(self.busy)  # give the projection a moment to land
             started = time.monotonic()
             try:
-                # Busy polls re-read checkpoints and waited-for documents only; aliases (which
-                # change once per rebuild, with a grace period before the old collections go)
-                # at the idle pace.
-                await self.refresh(aliases=started - self._aliases_read >= self.idle)
+                await self.refresh()
             except PyMongoError as exc:
                 log.warning("checkpoint refresh failed: %s", exc)
                 continue
@@ -188,20 +197,27 @@ class CheckpointWatcher:
             async with self._changed:
                 self._changed.notify_all()
 
-    async def _read_wanted(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Document]:
-        """The documents requests wait for, as they are now (one query per collection)."""
+    async def _read_wanted(
+        self, wanted: set[tuple[str, str]], names: dict[str, str]
+    ) -> dict[tuple[str, str], Document]:
+        """The documents requests wait for, as `names` has them now (one query per collection)."""
         keys: dict[str, list[str]] = {}
         for collection, key in wanted:
             keys.setdefault(collection, []).append(key)
-        reads = [self._read_some(collection, ids) for collection, ids in keys.items()]
+        reads = [
+            self._read_some(collection, names.get(collection, collection), ids)
+            for collection, ids in keys.items()
+        ]
         found: dict[tuple[str, str], Document] = {}
         for documents in await asyncio.gather(*reads):
             found.update(documents)
         return found
 
-    async def _read_some(self, collection: str, ids: list[str]) -> dict[tuple[str, str], Document]:
-        cursor = self.db[collection].find({"_id": {"$in": ids}})
-        return {(collection, doc["_id"]): doc async for doc in cursor}
+    async def _read_some(
+        self, logical: str, physical: str, ids: list[str]
+    ) -> dict[tuple[str, str], Document]:
+        cursor = self.db[physical].find({"_id": {"$in": ids}})
+        return {(logical, doc["_id"]): doc async for doc in cursor}
 
     async def stop(self) -> None:
         """Stop polling."""

@@ -95,6 +95,21 @@ async def test_every_query_route_is_403_without_the_queries_read_scope(
         assert "queries:read" in str(response.json()["detail"])
 
 
+async def test_a_refused_request_neither_waits_for_freshness_nor_learns_a_position(
+    bare_query: httpx.AsyncClient, auth: Auth
+) -> None:
+    """Auth comes before X-Min-Position: no 2 s wait, no watcher poll, no X-Read-Position."""
+    future = {"X-Min-Position": "f" * 32}
+    refused = {401: {}, 403: auth("commands:write", sub="writer")}
+    for status, headers in refused.items():
+        for route in ROUTES:
+            started = time.monotonic()
+            response = await bare_query.get(route, headers=headers | future)
+            assert response.status_code == status, (route, response.text)
+            assert time.monotonic() - started < 0.5, route
+            assert "X-Read-Position" not in response.headers, route
+
+
 async def test_every_query_route_answers_a_reader(
     query: httpx.AsyncClient, reader: dict[str, str]
 ) -> None:
