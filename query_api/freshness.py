@@ -33,6 +33,7 @@ from typing import NamedTuple
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from core.supervisor import Supervisor, TaskHealth
 from projections.aliases import Aliases
 from projections.base import Document
 
@@ -88,6 +89,8 @@ class CheckpointWatcher:
         self._hurry = asyncio.Event()  # a request started waiting: cut the idle pause short
         self._waiters = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.supervisor: Supervisor | None = None
 
     async def refresh(self) -> View:
         """Read every checkpoint and the documents requests wait for, then the aliases."""
@@ -166,12 +169,16 @@ class CheckpointWatcher:
             self._waiters -= 1
 
     def start(self) -> None:
-        """Start the background refresh (inside a running loop)."""
-        self._task = asyncio.create_task(self._poll(), name="checkpoint-watcher")
+        """Start the background refresh (inside a running loop), under supervision."""
+        # A watcher that stopped would turn every X-Min-Position wait into a 503 for good: any
+        # error restarts it, after a backoff kept short since requests are waiting on it.
+        self._stopping = asyncio.Event()
+        self.supervisor = Supervisor(self._stopping, base_delay=self.busy, max_delay=1.0)
+        self._task = self.supervisor.start("checkpoint-watcher", self._poll)
 
-    async def _poll(self) -> None:
+    async def _poll(self, health: TaskHealth) -> None:
         started = float("-inf")
-        while True:
+        while not self._stopping.is_set():
             if self._waiters:
                 # Polls start every `busy` seconds, not `busy` after the last one ended: under
                 # load a poll takes several milliseconds, which the wait would add on top.
@@ -187,13 +194,10 @@ class CheckpointWatcher:
             started = time.monotonic()
             try:
                 await self.refresh()
-            except PyMongoError as exc:
+            except PyMongoError as exc:  # retried at the next pace, not after a backoff
                 log.warning("checkpoint refresh failed: %s", exc)
                 continue
-            except Exception:  # a watcher that stopped would turn every wait into a 503
-                log.exception("checkpoint refresh failed")
-                await asyncio.sleep(self.idle)
-                continue
+            health.ok()
             async with self._changed:
                 self._changed.notify_all()
 
@@ -222,6 +226,7 @@ class CheckpointWatcher:
     async def stop(self) -> None:
         """Stop polling."""
         if self._task is not None:
+            self._stopping.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
