@@ -10,6 +10,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from domain.registry import EVENT_TYPES
+from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.base import DUPLICATE_KEY, Document, ReadModel
 
@@ -59,8 +60,9 @@ class AuditLogProjection(ReadModel):
             if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
 
-    async def rewrite(self, events: Sequence[StoredEvent]) -> int:
-        """Write (or rewrite) the entries of these events."""
+    async def rewrite(self, events: Sequence[StoredEvent], upto: Position | None = None) -> int:
+        """Write (or rewrite) the entries of these events, up to `upto`."""
+        events = [e for e in events if upto is None or e.position <= upto]
         for event in events:
             entry = audit_entry(event)
             await self.collection.replace_one({"_id": entry["_id"]}, entry, upsert=True)

@@ -20,6 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from eventstore.positions import Position
 from eventstore.records import StoredEvent
 
 Document = dict[str, Any]
@@ -44,8 +45,8 @@ class Repairable(Subscriber, Protocol):
         """Streams whose events feed the documents `events` touch."""
         ...
 
-    async def rewrite(self, events: Sequence[StoredEvent]) -> int:
-        """Replace the documents `events` touch with a fold of exactly these events."""
+    async def rewrite(self, events: Sequence[StoredEvent], upto: Position | None = None) -> int:
+        """Replace the documents `events` touch with a fold of these events up to `upto`."""
         ...
 
     async def force(self, event: StoredEvent) -> None:
@@ -119,13 +120,15 @@ class DocumentProjection(ReadModel):
         """Streams whose events feed the documents `events` touch (default: their own)."""
         return {event.stream_id for event in events}
 
-    async def rewrite(self, events: Sequence[StoredEvent]) -> int:
-        """Replace the documents `events` key to with a fold of exactly these events.
+    async def rewrite(self, events: Sequence[StoredEvent], upto: Position | None = None) -> int:
+        """Replace the documents `events` key to with a fold of these events up to `upto`.
 
         For replays: the caller owns the projection and passes every event of those documents.
         """
         by_key: dict[str, list[StoredEvent]] = {}
         for event in events:
+            if upto is not None and event.position > upto:
+                continue
             if (key := self.key(event)) is not None:
                 by_key.setdefault(key, []).append(event)
         for key, evs in by_key.items():

@@ -20,6 +20,7 @@ from uuid import UUID
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.base import (
     Document,
@@ -85,35 +86,50 @@ class SalesDailyProjection(ReadModel):
         """An order's sales state is fed by the order's own stream."""
         return {event.stream_id for event in events}
 
-    async def rewrite(self, events: Sequence[StoredEvent]) -> int:
-        """Recount each order from all its events, correcting its day by the difference only."""
+    async def rewrite(self, events: Sequence[StoredEvent], upto: Position | None = None) -> int:
+        """Refold each order up to `upto`, correcting its day by the difference only.
+
+        Never behind what the stored state already folded: a state written past the checkpoint
+        (a crash before the checkpoint) has its effects in its day, and the redelivered events
+        are dropped by the state guard only if the state still includes them. Folding back to
+        the checkpoint would take a counted order out of its day while the day's `_last`, ahead
+        of the redelivered confirmation, drops that confirmation: one order short for ever.
+        """
         by_order: dict[str, list[StoredEvent]] = {}
         for event in events:
             by_order.setdefault(str(event.stream_id), []).append(event)
         for key, evs in by_order.items():
-            state: Document | None = None
-            for event in evs:
-                state, _ = fold_order(state, event)
-            assert state is not None
-            await self._settle(key, state, evs[-1].token)
+            stored = await self.orders.find_one({"_id": key})
+            bound = max(upto.token if upto else evs[-1].token, stored["_last"] if stored else "")
+            state, last = None, ""
+            for event in (e for e in evs if e.token <= bound):
+                state, last = fold_order(state, event)[0], event.token
+            if state is not None:
+                await self._settle(key, stored, state, last)
         return len(by_order)
 
     async def force(self, event: StoredEvent) -> None:
         """Fold one event that was never applied (a parked one) into its order's state."""
         stored = await self.orders.find_one({"_id": str(event.stream_id)})
         state, _ = fold_order(copy.deepcopy(stored) if stored else None, event)
-        await self._settle(str(event.stream_id), state, max(event.token, state.get("_last", "")))
+        last = max(event.token, stored["_last"] if stored else "")
+        await self._settle(str(event.stream_id), stored, state, last)
 
-    async def _settle(self, key: str, state: Document, last: str) -> None:
-        """Store `state`; if it counts differently from the stored one, correct its day."""
-        stored = await self.orders.find_one({"_id": key})
-        was_counted = bool(stored and stored["counted"])
+    async def _settle(self, key: str, stored: Document | None, state: Document, last: str) -> None:
+        """Store `state`; if it counts differently from the `stored` one, correct its day.
+
+        The stored state says what the day counts (days are written before states, and a
+        redelivery recounts nothing the state has folded). With no stored state there is
+        nothing to go by: the day is taken to count what the events say.
+        """
+        was_counted = bool(stored["counted"]) if stored else state["counted"]
         if state["counted"] != was_counted:
             effect = Effect(state["day"], last, +1 if state["counted"] else -1, state)
             doc = await self.days.find_one({"_id": state["day"]}) or empty_day(state["day"])
             keep_last = doc.get("_last", "")
             corrected = count(doc, [effect])
-            corrected["_last"] = keep_last  # a correction, not a newer event
+            # A correction, not a newer event: moving `_last` would drop other orders' events.
+            corrected["_last"] = keep_last
             await self.days.replace_one({"_id": state["day"]}, corrected, upsert=True)
         state.update(_id=key, _last=last)
         await self.orders.replace_one({"_id": key}, state, upsert=True)

@@ -38,11 +38,13 @@ async def replay_stream(
     if not events:
         raise KeyError(f"stream {stream_id} not found")
     rewritten = {}
-    for name in PROJECTIONS:
-        projection = await live_projection(name, db)
-        handled = [e for e in events if e.type in projection.handles]
+    for name, kind in PROJECTIONS.items():
+        handled = [e for e in events if e.type in kind.handles]
         if handled:
             async with handoff(engine, db, name):
+                # Resolved inside the lease: a rebuild swaps the alias only while it holds the
+                # lease, so this generation stays live (not retired) until the replay is done.
+                projection = await live_projection(name, db)
                 upto = await Checkpoints(db).load(name)
                 rewritten[name] = await _replay_into(projection, store, handled, upto)
     return rewritten
@@ -59,8 +61,7 @@ async def _replay_into(
         return 0
     streams = [await store.read_stream(s) for s in sorted(projection.sources(handled))]
     merged = heapq.merge(*streams, key=lambda e: e.position)
-    feeding = [e for e in merged if e.type in projection.handles and e.position <= upto]
-    return await projection.rewrite(feeding)
+    return await projection.rewrite([e for e in merged if e.type in projection.handles], upto)
 
 
 async def retry_parked(

@@ -86,11 +86,10 @@ async def test_audit_reports_a_deleted_document_as_a_hole(
     await mongo_db["audit_log"].delete_one({"stream_id": orders[2], "type": "OrderConfirmed"})
 
     holed = await cli("audit", "--all", "--json")
-    assert holed.returncode == 1
+    assert holed.returncode == 1, holed.stderr[-3000:]
     report = json.loads(holed.stdout)
-    assert report["orders"]["holes"] == [
-        {"kind": "missing", "stream_id": orders[1], "expected_version": 2, "found_version": None}
-    ]
+    [missing] = report["orders"]["holes"]
+    assert (missing["kind"], missing["id"]) == ("missing", orders[1])
     assert [h["kind"] for h in report["audit_log"]["holes"]] == ["missing"]
     assert report["products"]["holes"] == report["sales_daily"]["holes"] == []
     assert (await cli("replay", "--stream", orders[1])).returncode == 0

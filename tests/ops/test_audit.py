@@ -1,0 +1,134 @@
+"""The completeness audit reports a hole if and only if there is one, even while workers move."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.values import product_id
+from eventstore.postgres import PostgresEventStore
+from projections.registry import PROJECTIONS
+from tests.ops.helpers import Db, caught_up
+from tests.ops.test_repairs import ALL
+from tests.readside.test_fulfilment import place, setup_catalog
+from workers.completeness import audit_projection
+from workers.service import SubscriptionService
+
+Auth = Callable[..., dict[str, str]]
+SKUS = {"AUA": 80, "AUB": 6}  # AUB runs out: some orders are rejected
+
+
+async def holes(engine: AsyncEngine, db: Db) -> dict[str, list[dict[str, Any]]]:
+    """The holes of every projection that has any."""
+    report = {name: await audit_projection(name, engine, db) for name in PROJECTIONS}
+    return {name: result["holes"] for name, result in report.items() if result["holes"]}
+
+
+async def audits_while(engine: AsyncEngine, db: Db, busy: asyncio.Task[Any]) -> int:
+    """Audit again and again until `busy` is done; every audit must be clean."""
+    audits = 0
+    while not busy.done() or audits == 0:
+        assert await holes(engine, db) == {}
+        audits += 1
+    await busy
+    return audits
+
+
+async def trade(api: httpx.AsyncClient, auth: Auth, store: PostgresEventStore, db: Db) -> None:
+    """Orders, some rejected for want of stock; then cancellations and shipments."""
+    rng = random.Random(14)
+    for _ in range(8):
+        lines = [
+            {"AUA": rng.randint(1, 2)} | ({"AUB": 2} if rng.random() < 0.5 else {})
+            for _ in range(6)
+        ]
+        await asyncio.gather(*(place(api, auth(), **line) for line in lines))
+        await asyncio.sleep(0.2)  # let the workers and the audits interleave
+    await caught_up(store, db, ALL)
+    confirmed = [d["_id"] async for d in db["orders"].find({"status": "confirmed"})]
+    for n, order in enumerate(confirmed):
+        verb, body = ("ship", {}) if n % 2 else ("cancel", {"reason": "changed mind"})
+        response = await api.post(f"/api/v1/orders/{order}/{verb}", json=body, headers=auth())
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+async def traded(
+    api: httpx.AsyncClient,
+    auth: Auth,
+    worker: SubscriptionService,
+    engine: AsyncEngine,
+    pg_store: PostgresEventStore,
+    mongo_db: Db,
+) -> Db:
+    """A busy system, audited clean throughout, then caught up."""
+    await setup_catalog(api, auth(), SKUS)
+    busy = asyncio.create_task(trade(api, auth, pg_store, mongo_db))
+    assert await audits_while(engine, mongo_db, busy) >= 2
+    await caught_up(pg_store, mongo_db, ALL)
+    statuses = {d["status"] async for d in mongo_db["orders"].find({})}
+    assert {"rejected", "cancelled", "shipped"} <= statuses  # every path was taken
+    assert await holes(engine, mongo_db) == {}
+    return mongo_db
+
+
+async def test_a_busy_healthy_system_has_no_hole(traded: Db) -> None:
+    rejected = await traded["audit_log"].count_documents({"type": "StockReservationRejected"})
+    assert rejected > 0
+
+
+async def test_a_skipped_middle_event_is_a_hole(traded: Db, engine: AsyncEngine) -> None:
+    shipped = await traded["orders"].find_one({"status": "shipped"})
+    assert shipped is not None
+    await traded["orders"].update_one(
+        {"_id": shipped["_id"]}, {"$pull": {"history": {"status": "confirmed"}}}
+    )
+    product = str(product_id("AUA"))
+    await traded["products"].update_one(
+        {"_id": product}, {"$inc": {"reserved": 1, "available": -1}}
+    )
+    found = await holes(engine, traded)
+    assert set(found) == {"orders", "products"}
+    assert [(h["kind"], h["id"], list(h["found"])) for h in found["orders"]] == [
+        ("wrong", shipped["_id"], ["history"])
+    ]
+    assert [(h["kind"], h["id"]) for h in found["products"]] == [("wrong", product)]
+
+
+async def test_a_wrong_field_is_a_hole(traded: Db, engine: AsyncEngine) -> None:
+    await traded["stock"].update_one({"_id": "AUB"}, {"$set": {"on_hand": 999}})
+    found = await holes(engine, traded)
+    [hole] = found.pop("stock")
+    assert (hole["kind"], hole["id"], hole["found"]) == ("wrong", "AUB", {"on_hand": 999})
+    assert found == {}
+
+
+async def test_a_missing_or_foreign_audit_entry_is_a_hole(traded: Db, engine: AsyncEngine) -> None:
+    middle = await traded["audit_log"].find_one({"type": "StockReserved"})
+    assert middle is not None
+    await traded["audit_log"].delete_one({"_id": middle["_id"]})
+    await traded["audit_log"].insert_one({"_id": 10**9, "type": "Invented"})
+    found = await holes(engine, traded)
+    assert found == {
+        "audit_log": [
+            {"kind": "missing", "id": middle["position"]},
+            {"kind": "unexpected", "position": 10**9},
+        ]
+    }
+
+
+async def test_a_wrong_daily_total_is_a_hole(traded: Db, engine: AsyncEngine) -> None:
+    day = await traded["sales_daily"].find_one({})
+    assert day is not None
+    await traded["sales_daily"].update_one({"_id": day["_id"]}, {"$inc": {"revenue_cents": 100}})
+    found = await holes(engine, traded)
+    assert [(h["kind"], h["day"]) for h in found.pop("sales_daily")] == [
+        ("wrong_totals", day["_id"])
+    ]
+    assert found == {}
