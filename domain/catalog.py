@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import ProductDiscontinued
-from domain.values import money, normalize_sku, product_id
+from domain.values import normalize_sku, product_id, unit_price
 
 
 class Product(Aggregate):
@@ -46,10 +46,15 @@ class Product(Aggregate):
 
     @classmethod
     def register(
-        cls, sku: str, name: str, description: str, price: Decimal, category: str
+        cls,
+        sku: str,
+        name: str,
+        description: str,
+        price: Decimal,
+        category: str,
     ) -> Product:
         """Register a new product."""
-        return cls(normalize_sku(sku), name, description, money(price), category)
+        return cls(normalize_sku(sku), name, description, unit_price(price), category)
 
     @event(Registered)
     def __init__(self, sku: str, name: str, description: str, price: Decimal, category: str):
@@ -73,7 +78,7 @@ class Product(Aggregate):
     def reprice(self, price: Decimal) -> None:
         """Set a new unit price."""
         self.check_not_discontinued()
-        self._repriced(money(price))
+        self._repriced(unit_price(price))
 
     def discontinue(self, reason: str) -> None:
         """Withdraw the product from sale; it accepts no further changes."""
