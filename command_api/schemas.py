@@ -18,7 +18,7 @@ from pydantic import (
 
 from core.timestamps import Instant
 from domain import commands
-from domain.values import MAX_LINES, MAX_ON_HAND, MAX_PRICE, MAX_QUANTITY
+from domain.values import MAX_LINES, MAX_ON_HAND, MAX_PRICE, MAX_QUANTITY, Unit
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -78,11 +78,12 @@ class RegisterProductRequest(BaseModel):
     description: Description = ""
     price: Price
     category: Label
+    unit: Unit = "each"
 
     def to_command(self) -> commands.RegisterProduct:
         """The domain command."""
         return commands.RegisterProduct(
-            self.sku, self.name, self.price, self.category, self.description
+            self.sku, self.name, self.price, self.category, self.description, self.unit
         )
 
 

@@ -6,6 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal, get_args
 from uuid import UUID, uuid5
 
 from domain.errors import InvalidValue, LimitExceeded
@@ -30,6 +31,11 @@ MAX_QUANTITY = 1_000_000
 MAX_LINES = 100
 MAX_ORDER_TOTAL = Decimal("100000000.00")
 MAX_ON_HAND = 1_000_000_000_000
+
+# Units of measure a product is sold by (ProductRegistered v2; older products are "each").
+Unit = Literal["each", "pack", "kg", "g", "l", "ml", "m"]
+UNITS: tuple[str, ...] = get_args(Unit)
+DEFAULT_UNIT = "each"
 
 
 def normalize_sku(sku: str) -> str:
@@ -83,6 +89,13 @@ def within(total: Decimal | int, limit: Decimal | int, what: str) -> None:
     """Refuse a total that the command would take past its domain limit (a broken rule)."""
     if total > limit:
         raise LimitExceeded(f"{what} would be {total}, over the limit of {limit}")
+
+
+def unit_of_measure(unit: str) -> str:
+    """Check a unit of measure."""
+    if unit not in UNITS:
+        raise InvalidValue(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    return unit
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,11 @@ PAST_A_FIELD_LIMIT: dict[str, tuple[Case, str]] = {
         lambda c: (f"{PRODUCTS}/{c.dear_id}/reprice", {"price": "1000000.01"}),
         "less than or equal to 1000000",
     ),
+    "unit": (
+        lambda c: (PRODUCTS, {"sku": new_sku(), "name": "x", "price": "1.00", "category": "x",
+                              "unit": "furlong"}),
+        "'each'",
+    ),
     "line quantity": (
         lambda c: (ORDERS, order((c.penny, 1_000_001))),
         "less than or equal to 1000000",
