@@ -42,7 +42,9 @@ async def register_product(
     def decide(product: Product | None) -> Product:
         if product is not None:
             raise AlreadyExists(f"SKU {product.sku} is already registered")
-        return Product.register(cmd.sku, cmd.name, cmd.description, cmd.price, cmd.category)
+        return Product.register(
+            cmd.sku, cmd.name, cmd.description, cmd.price, cmd.category, cmd.unit
+        )
 
     return await repo.execute(Product, product_id(cmd.sku), decide, ctx, likely_new=True)
 

@@ -18,6 +18,7 @@ from pydantic import (
 
 from core.timestamps import Instant
 from domain import commands
+from domain.values import MAX_LINES, MAX_ON_HAND, MAX_PRICE, MAX_QUANTITY, Unit
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -51,11 +52,18 @@ Label = Annotated[
 ]
 Note = Annotated[str, StringConstraints(max_length=500), AfterValidator(_printable)]
 Description = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_multiline)]
+# The domain's limits (domain/values.py), here too so that OpenAPI shows them and one past a
+# field's limit is a 422 before any work. An order's total and stock on hand depend on stored
+# state, so only the domain checks those (409).
 Price = Annotated[
-    Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False, examples=["19.99"])
+    Decimal,
+    Field(
+        gt=0, le=MAX_PRICE, max_digits=9, decimal_places=2, allow_inf_nan=False, examples=["19.99"]
+    ),
 ]
-Quantity = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
-Delta = Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)]
+Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
+StockQuantity = Annotated[int, Field(strict=True, gt=0, le=MAX_ON_HAND)]
+Delta = Annotated[int, Field(strict=True, ge=-MAX_ON_HAND, le=MAX_ON_HAND)]
 
 
 class RegisterProductRequest(BaseModel):
@@ -70,11 +78,12 @@ class RegisterProductRequest(BaseModel):
     description: Description = ""
     price: Price
     category: Label
+    unit: Unit = "each"
 
     def to_command(self) -> commands.RegisterProduct:
         """The domain command."""
         return commands.RegisterProduct(
-            self.sku, self.name, self.price, self.category, self.description
+            self.sku, self.name, self.price, self.category, self.description, self.unit
         )
 
 
@@ -103,7 +112,7 @@ class ReceiveStockRequest(BaseModel):
     """Goods received for a SKU."""
 
     model_config = _strict_config({"quantity": 20, "reference": "PO-1234"})
-    quantity: Quantity
+    quantity: StockQuantity
     reference: Note = ""
 
 
@@ -139,7 +148,7 @@ class PlaceOrderRequest(BaseModel):
         }
     )
     customer_id: UUID
-    lines: Annotated[list[OrderLineRequest], Field(min_length=1, max_length=100)]
+    lines: Annotated[list[OrderLineRequest], Field(min_length=1, max_length=MAX_LINES)]
 
     @model_validator(mode="after")
     def _one_line_per_sku(self) -> PlaceOrderRequest:

@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import ProductDiscontinued
-from domain.values import money, normalize_sku, product_id
+from domain.values import DEFAULT_UNIT, normalize_sku, product_id, unit_of_measure, unit_price
 
 
 class Product(Aggregate):
@@ -23,6 +23,7 @@ class Product(Aggregate):
         description: str
         price: Decimal
         category: str
+        unit: str  # since schema version 2; older events are upcast with "each"
 
     class Renamed(Aggregate.Event):
         """A product's name changed."""
@@ -46,18 +47,28 @@ class Product(Aggregate):
 
     @classmethod
     def register(
-        cls, sku: str, name: str, description: str, price: Decimal, category: str
+        cls,
+        sku: str,
+        name: str,
+        description: str,
+        price: Decimal,
+        category: str,
+        unit: str = DEFAULT_UNIT,
     ) -> Product:
-        """Register a new product."""
-        return cls(normalize_sku(sku), name, description, money(price), category)
+        """Register a new product, sold by `unit`."""
+        sku, price, unit = normalize_sku(sku), unit_price(price), unit_of_measure(unit)
+        return cls(sku, name, description, price, category, unit)
 
     @event(Registered)
-    def __init__(self, sku: str, name: str, description: str, price: Decimal, category: str):
+    def __init__(
+        self, sku: str, name: str, description: str, price: Decimal, category: str, unit: str
+    ):
         self.sku = sku
         self.name = name
         self.description = description
         self.price = price
         self.category = category
+        self.unit = unit
         self.discontinued = False
 
     def check_not_discontinued(self) -> None:
@@ -73,7 +84,7 @@ class Product(Aggregate):
     def reprice(self, price: Decimal) -> None:
         """Set a new unit price."""
         self.check_not_discontinued()
-        self._repriced(money(price))
+        self._repriced(unit_price(price))
 
     def discontinue(self, reason: str) -> None:
         """Withdraw the product from sale; it accepts no further changes."""

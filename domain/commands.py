@@ -16,6 +16,7 @@ class RegisterProduct:
     price: Decimal
     category: str
     description: str = ""
+    unit: str = "each"
 
 
 @dataclass(frozen=True)

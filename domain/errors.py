@@ -43,6 +43,12 @@ class InvalidOrderTransition(DomainError):
     code = "invalid_order_transition"
 
 
+class LimitExceeded(DomainError):
+    """The command would take a total (an order's, stock on hand) past its domain limit."""
+
+    code = "limit_exceeded"
+
+
 class InvalidValue(DomainError):
     """A value breaks a domain invariant (a non-positive price or quantity, ...)."""
 

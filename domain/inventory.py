@@ -8,7 +8,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import DomainError, InsufficientStock, InvalidValue
-from domain.values import normalize_sku, positive, stock_item_id
+from domain.values import MAX_ON_HAND, normalize_sku, positive, stock_item_id, within
 
 
 class StockItem(Aggregate):
@@ -98,13 +98,17 @@ class StockItem(Aggregate):
         return "reserved" if order_id in self.settled else None
 
     def receive(self, quantity: int, reference: str = "") -> None:
-        """Record goods received."""
-        self._received(self.sku, positive(quantity), reference)
+        """Record goods received; never past MAX_ON_HAND."""
+        positive(quantity, limit=MAX_ON_HAND)
+        within(self.on_hand + quantity, MAX_ON_HAND, f"{self.sku}: stock on hand")
+        self._received(self.sku, quantity, reference)
 
     def adjust(self, delta: int, reason: str) -> None:
-        """Correct the count; never below what is reserved."""
+        """Correct the count; never below what is reserved, never past MAX_ON_HAND."""
         if delta == 0:
             raise InvalidValue("delta must not be zero")
+        positive(abs(delta), "delta's magnitude", limit=MAX_ON_HAND)
+        within(self.on_hand + delta, MAX_ON_HAND, f"{self.sku}: stock on hand")
         if self.on_hand + delta < self.reserved:
             raise InsufficientStock(
                 f"{self.sku}: on hand {self.on_hand} {delta:+d} would fall below "

@@ -8,7 +8,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidOrderTransition, InvalidValue
-from domain.values import OrderLine, positive
+from domain.values import MAX_LINES, MAX_ORDER_TOTAL, OrderLine, positive, within
 
 PENDING, CONFIRMED, REJECTED, CANCELLED, SHIPPED = (
     "pending",
@@ -48,14 +48,16 @@ class Order(Aggregate):
     @classmethod
     def place(cls, customer_id: UUID, lines: list[OrderLine], id: UUID | None = None) -> Order:
         """Place an order for priced lines (one line per SKU); `id` defaults to a new UUID."""
-        if not lines:
-            raise InvalidValue("an order needs at least one line")
+        if not 1 <= len(lines) <= MAX_LINES:
+            raise InvalidValue(f"an order needs 1 to {MAX_LINES} lines, got {len(lines)}")
         skus = [line.sku for line in lines]
         if len(set(skus)) != len(skus):
             raise InvalidValue("each SKU may appear on one line only")
         for line in lines:
             positive(line.quantity)
         total = sum((line.subtotal for line in lines), Decimal("0.00"))
+        # Prices come from the catalog, so only the domain can see the total: a broken rule.
+        within(total, MAX_ORDER_TOTAL, "order total")
         return cls._create(
             cls.Placed, id=id, customer_id=customer_id, lines=tuple(lines), total=total
         )

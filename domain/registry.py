@@ -6,6 +6,7 @@ move or be renamed without breaking the history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
@@ -13,8 +14,10 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 from domain.catalog import Product
 from domain.inventory import StockItem
 from domain.orders import Order
+from domain.values import DEFAULT_UNIT
 
 EventClass = type[CanMutateAggregate[Any]]
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 STREAM_TYPES: dict[str, type[Aggregate]] = {
     "Product": Product,
@@ -24,7 +27,7 @@ STREAM_TYPES: dict[str, type[Aggregate]] = {
 
 # type name -> (class, current schema version)
 EVENT_TYPES: dict[str, tuple[EventClass, int]] = {
-    "ProductRegistered": (Product.Registered, 1),
+    "ProductRegistered": (Product.Registered, 2),
     "ProductRenamed": (Product.Renamed, 1),
     "ProductRepriced": (Product.Repriced, 1),
     "ProductDiscontinued": (Product.Discontinued, 1),
@@ -40,6 +43,18 @@ EVENT_TYPES: dict[str, tuple[EventClass, int]] = {
     "OrderRejected": (Order.Rejected, 1),
     "OrderCancelled": (Order.Cancelled, 1),
     "OrderShipped": (Order.Shipped, 1),
+}
+
+
+def _unit_each(data: dict[str, Any]) -> dict[str, Any]:
+    """ProductRegistered v1 -> v2: products registered before units existed are sold "each"."""
+    return {**data, "unit": DEFAULT_UNIT}
+
+
+# (type name, schema version N) -> a pure function turning data of version N into N + 1.
+# Stored events are never rewritten: the store's reads apply these (eventstore/serialization.py).
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("ProductRegistered", 1): _unit_each,
 }
 
 TYPE_NAMES: dict[EventClass, str] = {cls: name for name, (cls, _) in EVENT_TYPES.items()}

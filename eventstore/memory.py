@@ -16,10 +16,14 @@ from eventstore.base import (
 )
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import AppendResult, StoredEvent, StreamAppend, WrongExpectedVersion
+from eventstore.serialization import UPCASTING, Upcasting
 
 
 class InMemoryEventStore:
     """Keeps events in a list; one append at a time, so commit order is append order."""
+
+    # Applied to every read, as in the PostgreSQL store: events as stored are never changed.
+    upcasting: Upcasting = UPCASTING
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
@@ -73,12 +77,12 @@ class InMemoryEventStore:
     ) -> list[StoredEvent]:
         """A stream's events from `from_version` on, in version order."""
         events = self._streams.get(stream_id, [])[max(from_version, 1) - 1 :]
-        return [replace(e) for e in events[:limit]]
+        return self.upcasting.events([replace(e) for e in events[:limit]])
 
     async def read_all(self, after: Position | None = None, limit: int = 1000) -> list[StoredEvent]:
         """Events after `after` in commit order."""
         after = after or ORIGIN
-        return [e for e in self.events if e.position > after][:limit]
+        return self.upcasting.events([e for e in self.events if e.position > after][:limit])
 
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str

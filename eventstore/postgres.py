@@ -37,6 +37,7 @@ from eventstore.records import (
     StreamAppend,
     WrongExpectedVersion,
 )
+from eventstore.serialization import UPCASTING, Upcasting
 
 # jsonb as text, parsed by orjson in _row_to_event: the pool's jsonb codec (SQLAlchemy's) costs
 # a wrapper call and a copy per value, twice an event. The order is _row_to_event's.
@@ -199,6 +200,9 @@ def _row_to_event(row: Any) -> StoredEvent:
 class PostgresEventStore:
     """Event store on one PostgreSQL database."""
 
+    # Applied to every read: readers get each event at its type's current schema version.
+    upcasting: Upcasting = UPCASTING
+
     def __init__(self, engine: AsyncEngine, idempotency_ttl: int = 86400, lock_seconds: int = 30):
         self.engine = engine
         # Single statements need no BEGIN/COMMIT (nor a ROLLBACK when the pool takes them back).
@@ -291,14 +295,16 @@ class PostgresEventStore:
         """A stream's events from `from_version` on, in version order."""
         params = {"stream_id": stream_id, "from_version": from_version, "limit": limit}
         async with translate_errors():
-            return [_row_to_event(row) for row in await self._fetch(_READ_STREAM_FAST, params)]
+            rows = await self._fetch(_READ_STREAM_FAST, params)
+        return self.upcasting.events([_row_to_event(row) for row in rows])
 
     async def read_all(self, after: Position | None = None, limit: int = 1000) -> list[StoredEvent]:
         """Committed events after `after`, in commit order, never skipping a late commit."""
         after = after or ORIGIN
         params = {"txid": str(after.transaction_id), "position": after.position, "limit": limit}
         async with translate_errors():
-            return [_row_to_event(row) for row in await self._fetch(_READ_ALL_FAST, params)]
+            rows = await self._fetch(_READ_ALL_FAST, params)
+        return self.upcasting.events([_row_to_event(row) for row in rows])
 
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
         """One autocommit statement on the engine's DriverPool (the hot paths skip SQLAlchemy)."""

@@ -15,15 +15,13 @@ from uuid import UUID
 from eventsourcing.domain import CanInitAggregate, CanMutateAggregate
 from eventsourcing.utils import get_topic
 
-from domain.registry import EVENT_TYPES, STREAM_TYPES, EventClass, type_name
+from domain.registry import EVENT_TYPES, STREAM_TYPES, UPCASTERS, EventClass, Upcaster, type_name
 from eventstore.records import NewEvent, StoredEvent
 
 # Fields every event carries that the store keeps in columns, not in `data`.
 ENVELOPE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic"}
 )
-
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class SerializationError(Exception):
@@ -147,24 +145,21 @@ def _plan(type_: str) -> _Plan:
     return plan
 
 
-class EventCodec:
-    """Encodes domain events for the store and decodes stored events, upcasting old versions."""
+class Upcasting:
+    """Brings stored events up to their type's current schema version: every read path's step.
 
-    def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster] | None = None) -> None:
-        # (type name, schema version N) -> function turning data of version N into N + 1.
-        self._upcasters = dict(upcasters or {})
+    The event store applies it to what read_stream and read_all return, so projections, the
+    fulfilment process, replay, rebuild and the audit see one shape per type, as the aggregates
+    do. An event at its current version costs one dict lookup.
+    """
 
-    def encode(self, event: CanMutateAggregate[Any]) -> NewEvent:
-        """A domain event as a NewEvent with readable JSON data."""
-        name = type_name(event)
-        data = {k: to_jsonable(getattr(event, k)) for k in _payload_hints(type(event))}
-        return NewEvent(
-            type=name, data=data, recorded_at=event.timestamp, schema_version=EVENT_TYPES[name][1]
-        )
+    def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster] = UPCASTERS) -> None:
+        self._upcasters = dict(upcasters)
+        self.current = {name: version for name, (_, version) in EVENT_TYPES.items()}
 
-    def upcast(self, type_: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:
-        """Bring `data` stored at `schema_version` up to the current schema of `type_`."""
-        current = EVENT_TYPES[type_][1]
+    def data(self, type_: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:
+        """`data` stored at `schema_version`, brought up to the current schema of `type_`."""
+        current = self.current[type_]
         if schema_version > current:
             raise SerializationError(
                 f"{type_} v{schema_version} is newer than this code (v{current})"
@@ -176,8 +171,52 @@ class EventCodec:
             data = upcaster(dict(data))
         return data
 
+    def events(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """`events` (in place) with every one at its type's current schema version.
+
+        One the code cannot upcast (an unknown type, a version newer than the code, a missing
+        upcaster) is left as stored, saying its own version: the reader that needs its shape
+        (decode, a projector) refuses that one event, instead of every read of the store failing.
+        """
+        current = self.current
+        for index, event in enumerate(events):
+            if current.get(event.type, event.schema_version) != event.schema_version:
+                events[index] = self._upcast(event)
+        return events
+
+    def _upcast(self, event: StoredEvent) -> StoredEvent:
+        try:
+            data = self.data(event.type, event.schema_version, event.data)
+        except SerializationError:
+            return event
+        return dataclasses.replace(event, schema_version=self.current[event.type], data=data)
+
+
+UPCASTING = Upcasting()
+
+
+class EventCodec:
+    """Encodes domain events for the store and decodes stored events, upcasting old versions."""
+
+    def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster] | None = None) -> None:
+        # Extra upcasters (tests, a migration) on top of the domain's own.
+        self._upcasting = Upcasting({**UPCASTERS, **upcasters}) if upcasters else UPCASTING
+
+    def encode(self, event: CanMutateAggregate[Any]) -> NewEvent:
+        """A domain event as a NewEvent with readable JSON data."""
+        name = type_name(event)
+        data = {k: to_jsonable(getattr(event, k)) for k in _payload_hints(type(event))}
+        return NewEvent(
+            type=name, data=data, recorded_at=event.timestamp, schema_version=EVENT_TYPES[name][1]
+        )
+
+    def upcast(self, type_: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Bring `data` stored at `schema_version` up to the current schema of `type_`."""
+        return self._upcasting.data(type_, schema_version, data)
+
     def decode(self, stored: StoredEvent) -> CanMutateAggregate[Any]:
-        """Rebuild the domain event of a stored event."""
+        """Rebuild the domain event of a stored event (the store's reads have upcast it already;
+        one built elsewhere, or one the store could not upcast, is upcast or refused here)."""
         plan = _PLANS.get(stored.type) or _plan(stored.type)
         data = stored.data
         if stored.schema_version != plan.version:

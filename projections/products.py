@@ -20,7 +20,7 @@ STOCK_EVENTS = {
 
 
 class ProductsProjection(DocumentProjection):
-    """`products`: {id, sku, name, description, category, price, status, available, version}."""
+    """`products`: {id, sku, name, description, category, price, unit, status, available, ...}."""
 
     name = "products"
     collection_name = "products"
@@ -68,6 +68,7 @@ def registered(event: StoredEvent) -> Document:
         "category": data["category"],
         "price": data["price"],
         "price_cents": cents(data["price"]),
+        "unit": data["unit"],  # ProductRegistered v2: the store upcasts v1 events with "each"
         "status": "active",
         "on_hand": 0,
         "reserved": 0,

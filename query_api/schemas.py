@@ -26,6 +26,7 @@ class ProductResponse(BaseModel):
             "description": "",
             "category": "kitchen",
             "price": "9.50",
+            "unit": "each",
             "status": "active",
             "on_hand": 20,
             "reserved": 2,
@@ -39,6 +40,7 @@ class ProductResponse(BaseModel):
     description: str
     category: str
     price: str
+    unit: str = "each"  # a document projected before units existed has none: "each"
     status: str
     on_hand: int
     reserved: int

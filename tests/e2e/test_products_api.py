@@ -44,6 +44,7 @@ async def test_register_creates_the_product_stream(
         "description": "350 ml\nstoneware",
         "price": "12.50",
         "category": "kitchen",
+        "unit": "each",
     }
     assert events[0]["metadata"]["actor"] == "cataloguer"
 

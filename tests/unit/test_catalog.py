@@ -29,6 +29,7 @@ def test_register_derives_the_id_from_the_normalised_sku() -> None:
                 "description": "A mug",
                 "price": "9.50",
                 "category": "kitchen",
+                "unit": "each",
             },
         )
     ]
