@@ -25,6 +25,7 @@ from core.settings import Settings, get_settings
 from ops.status import gather_status
 from projections.registry import PROJECTIONS
 from workers.completeness import audit_projection
+from workers.fulfilment import FulfilmentProcess
 from workers.rebuild import RebuildResult, rebuild
 from workers.replay import replay_stream, retry_parked
 from workers.runtime import Stores, stores
@@ -64,7 +65,8 @@ def to_json(data: Any) -> str:
 
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Per subscriber: checkpoint, lag, owner, parked events, last error; the store's head."""
-    report = run(lambda s: gather_status(*s))
+    stalled = get_settings().subscriber_stalled_seconds
+    report = run(lambda s: gather_status(*s, stalled_after=stalled))
     if as_json:
         typer.echo(to_json(report))
         return
@@ -160,9 +162,12 @@ def audit(
         raise typer.Exit(1)
 
 
-def retry_parked_command(projection: Annotated[str, typer.Argument(help="The projection")]) -> None:
-    """Apply a projection's parked events again (after a fix); exit 1 if some still fail."""
-    chosen(projection, False)
+def retry_parked_command(
+    projection: Annotated[str, typer.Argument(help="The projection, or fulfilment")],
+) -> None:
+    """Apply a subscriber's parked events again (after a fix); exit 1 if some still fail."""
+    if projection != FulfilmentProcess.name:
+        chosen(projection, False)
     result = run(lambda s: retry_parked(projection, *s))
     console.print(f"{projection}: {result['fixed']} of {result['retried']} parked event(s) applied")
     for failure in result["still_failing"]:

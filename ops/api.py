@@ -52,7 +52,8 @@ Db = Annotated[AsyncDatabase[Document], Depends(read_db)]
 @router.get("/status", responses=ADMIN_ERRORS)
 async def status(request: Request, db: Db, _: Admin) -> JSONResponse:
     """As `ordertrail status --json`: subscribers' checkpoints, lag, owners, parked events."""
-    report = await gather_status(request.app.state.engine, db)
+    stalled = request.app.state.settings.subscriber_stalled_seconds
+    report = await gather_status(request.app.state.engine, db, stalled_after=stalled)
     return JSONResponse(content=_plain(report))
 
 
@@ -109,7 +110,8 @@ async def read_models_unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 async def refresh_lag_gauges(app: FastAPI) -> None:
     """Projection lag and parked counts, as `status` sees them, into the Prometheus gauges."""
-    report = await gather_status(app.state.engine, app.state.ops_db)
+    stalled = app.state.settings.subscriber_stalled_seconds
+    report = await gather_status(app.state.engine, app.state.ops_db, stalled_after=stalled)
     for name, sub in report["subscribers"].items():
         PROJECTION_LAG_EVENTS.labels(name).set(sub["lag_events"])
         PROJECTION_LAG_SECONDS.labels(name).set(sub["lag_seconds"])

@@ -159,6 +159,10 @@ class ParkedEvents:
         """Forget a parked event (it was applied after all)."""
         await self.collection.delete_many({"projection": name, "position": token})
 
+    async def holds(self, name: str, token: str) -> bool:
+        """Whether `name` has parked the event at `token` already."""
+        return await self.collection.count_documents({"_id": f"{name}:{token}"}, limit=1) > 0
+
     async def count(self, name: str) -> int:
         """How many events `name` has parked."""
         return await self.collection.count_documents({"projection": name})

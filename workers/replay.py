@@ -7,6 +7,7 @@ checkpoint: later events are the live projection's to apply, on top of the repai
 from __future__ import annotations
 
 import heapq
+from collections.abc import Awaitable
 from typing import Any, cast
 from uuid import UUID
 
@@ -16,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoredEvent
+from eventstore.repository import Repository
 from projections.aliases import Aliases
-from projections.base import Document, ProjectorError, Repairable
+from projections.base import Document, DocumentProjection, ProjectorError, Repairable
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build
+from workers.fulfilment import FulfilmentProcess
 from workers.handoff import handoff
 
 
@@ -61,29 +64,57 @@ async def _replay_into(
         return 0
     streams = [await store.read_stream(s) for s in sorted(projection.sources(handled))]
     merged = heapq.merge(*streams, key=lambda e: e.position)
-    return await projection.rewrite([e for e in merged if e.type in projection.handles], upto)
+    feeding = [e for e in merged if e.type in projection.handles]
+    if isinstance(projection, DocumentProjection):
+        # Only the documents `handled` touch: a stream's other documents (its audit entries,
+        # one per event) are not being repaired, and rewriting them all costs a write each.
+        touched = {projection.key(event) for event in handled}
+        feeding = [e for e in feeding if projection.key(e) in touched]
+    return await projection.rewrite(feeding, upto)
 
 
 async def retry_parked(
     name: str, engine: AsyncEngine, db: AsyncDatabase[Document]
 ) -> dict[str, Any]:
-    """Apply the parked events of `name` again: {retried, fixed, still_failing}."""
+    """Apply the parked events of `name` again: {retried, fixed, still_failing}.
+
+    A parked event is not folded onto its documents as they are now: later events of the same
+    documents were applied meanwhile, and folding an older one on top of them (an order's
+    confirmation after its shipment) would leave what no rebuild gives. Its documents are
+    refolded from every event feeding them instead, as a replay does. The fulfilment process
+    reacts to each again: its steps are idempotent, whatever happened since.
+    """
     parked, store = ParkedEvents(db), PostgresEventStore(engine)
-    fixed, failing = 0, []
-    async with handoff(engine, db, name):
-        projection = await live_projection(name, db)
-        for entry in await parked.list(name):
-            event = await _event_at(store, UUID(entry["stream_id"]), entry["version"])
-            try:
-                await projection.force(event)
-            except Exception as exc:
-                failing.append(str(ProjectorError(event, exc)))
-                continue
-            await parked.remove(name, entry["position"])
-            fixed += 1
+    entries = await parked.list(name)
+    events = [await _event_at(store, UUID(e["stream_id"]), e["version"]) for e in entries]
+    failing: list[str] = []
+    if name == FulfilmentProcess.name:
+        process = FulfilmentProcess(Repository(store))
+        for event in events:
+            await _retry(parked, name, event, process.react(event), failing)
+    else:
+        async with handoff(engine, db, name):
+            projection = await live_projection(name, db)
+            upto = await Checkpoints(db).load(name)
+            for event in events:
+                refold = _replay_into(projection, store, [event], upto)
+                await _retry(parked, name, event, refold, failing)
     if not failing:
         await Checkpoints(db).record_error(name, None)
-    return {"retried": fixed + len(failing), "fixed": fixed, "still_failing": failing}
+    fixed = len(events) - len(failing)
+    return {"retried": len(events), "fixed": fixed, "still_failing": failing}
+
+
+async def _retry(
+    parked: ParkedEvents, name: str, event: StoredEvent, work: Awaitable[Any], failing: list[str]
+) -> None:
+    """Run `work` for a parked event: unpark it if it succeeds, else note why it failed."""
+    try:
+        await work
+    except Exception as exc:
+        failing.append(str(ProjectorError(event, exc)))
+        return
+    await parked.remove(name, event.token)
 
 
 async def _event_at(store: PostgresEventStore, stream_id: UUID, version: int) -> StoredEvent:

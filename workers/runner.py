@@ -227,6 +227,10 @@ class CatchUp:
         self, subscriber: Subscriber, event: StoredEvent, error: Exception
     ) -> None:
         """Retry one failing event alone a few times, then park it."""
+        if await self.parked.holds(subscriber.name, event.token):
+            # Parked before, and read again because a later failure re-ran its batch from the
+            # checkpoint: its retries were spent then, and spending them again stalls the rest.
+            return
         for attempt in range(1, self.retries + 1):
             self._failed(subscriber.name, event, error, attempt)
             await asyncio.sleep(self.backoff * 2**attempt)

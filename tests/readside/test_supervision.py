@@ -202,10 +202,12 @@ class ExplodesOn:
         self.inner, self.bad_id, self.error = inner, bad_id, error
         self.name, self.handles = inner.name, inner.handles
         self.calls: list[int] = []
+        self.alone = 0  # applies of the bad event on its own
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
         self.calls.append(len(events))
         if any(event.event_id == self.bad_id for event in events):
+            self.alone += len(events) == 1
             raise self.error
         await self.inner.apply(events)
 
@@ -242,3 +244,21 @@ async def test_owners_are_found_whatever_the_sign_of_their_lock_key(
     finally:
         for lease in leases:
             await lease.release()
+
+
+async def test_an_event_parked_before_is_not_retried_when_its_batch_is_read_again(
+    api: httpx.AsyncClient, auth: Auth, mongo_db: Db, pg_store: PostgresEventStore, clean_db: None
+) -> None:
+    await setup_catalog(api, auth(), {f"AGAIN-{i}": 1 for i in range(4)})
+    events = await pg_store.read_all(limit=1000)
+    audit = ExplodesOn(build("audit_log", mongo_db), events[3].event_id, LookupError("gone"))
+    checkpoints = Checkpoints(mongo_db)
+    catch_up = CatchUp(pg_store, checkpoints, ParkedEvents(mongo_db), backoff=0.001)
+    await catch_up.run(audit)  # type: ignore[arg-type]
+    assert audit.alone == 4  # alone, then its three retries
+    await checkpoints.reset("audit_log")  # as after a crash before the checkpoint was saved
+    audit.alone = 0
+    await catch_up.run(audit)  # type: ignore[arg-type]
+    assert audit.alone == 1  # found alone again, and known to be parked: no retries
+    assert await mongo_db["audit_log"].count_documents({}) == len(events) - 1
+    assert await mongo_db["parked_events"].count_documents({}) == 1
