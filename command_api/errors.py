@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from core import errors as shared_errors
 from domain.errors import DomainError, InvalidValue, NotFound
 from eventstore.base import ClaimLost, IdempotencyConflict
-from eventstore.records import StoreUnavailable
+from eventstore.records import AppendAborted, StoreUnavailable
 from eventstore.repository import ConcurrencyConflict, PreconditionFailed, StreamTypeMismatch
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(PreconditionFailed, precondition_failed)
     app.add_exception_handler(ConcurrencyConflict, concurrency_conflict)
+    app.add_exception_handler(AppendAborted, concurrency_conflict)  # outside the repository's retry
     app.add_exception_handler(IdempotencyConflict, idempotency_conflict)
     app.add_exception_handler(ClaimLost, claim_lost)
     app.add_exception_handler(StoreUnavailable, unavailable)

@@ -31,6 +31,7 @@ from eventstore.batching import GroupCommit
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
+    AppendAborted,
     AppendResult,
     StoredEvent,
     StoreUnavailable,
@@ -229,13 +230,11 @@ class PostgresEventStore:
         async with translate_errors():
             try:
                 results = await self._append(streams, completion)
-            except (sa_exc.IntegrityError, asyncpg.UniqueViolationError) as exc:
-                if "events_stream_version_key" not in str(exc):
+            except Exception as exc:
+                failure = _append_failure(exc, streams)
+                if failure is exc:
                     raise
-                # A concurrent writer took a version between our check and our insert.
-                raise WrongExpectedVersion(
-                    streams[0].stream_id, streams[0].expected_version
-                ) from exc
+                raise failure from exc
         last, elapsed = max(r.position for r in results), time.perf_counter() - started
         for listener in self._listeners:
             listener(streams, last, elapsed)
@@ -395,7 +394,9 @@ def _batch_params(
     """The arrays of the batch statement, and which append each event id belongs to."""
     params: dict[str, list[Any]] = {k: [] for k in ("items", "check_items", *_INSERT_KEYS)}
     params["check_ids"], params["check_versions"], owners = [], [], {}
-    for item, streams in enumerate(items):
+    # Rows go in by stream id, not by arrival: two batches inserting into the same streams
+    # then wait for each other in one order and cannot deadlock (a unique-key wait is a lock).
+    for item, streams in sorted(enumerate(items), key=_lock_order):
         one = _append_params(streams)
         params["check_items"] += [item] * len(one["check_ids"])
         params["check_ids"] += one["check_ids"]
@@ -407,9 +408,37 @@ def _batch_params(
     return params, owners
 
 
+# Deadlock, serialization failure: the server rolled the transaction back, and running it
+# again may well succeed (two group-commit batches, or a batch and another writer, crossed).
+_ABORTED = frozenset({"40P01", "40001"})
+
+
+def _lock_order(item: tuple[int, tuple[StreamAppend, ...]]) -> list[UUID]:
+    """Where an append's rows go in a batch: by the ids of the streams it writes to."""
+    return sorted(stream.stream_id for stream in item[1] if stream.events)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE the server answered with, through SQLAlchemy's wrapper if need be."""
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
 def _lost_race(exc: BaseException) -> bool:
-    """Whether a batch failed on a unique key: some append in it must be retried alone."""
-    return isinstance(exc, asyncpg.UniqueViolationError)
+    """Whether a batch failed on a unique key or was aborted by the server: each of its
+    appends must be retried alone, so that one's loss is not every other's."""
+    return isinstance(exc, asyncpg.UniqueViolationError) or _sqlstate(exc) in _ABORTED
+
+
+def _append_failure(exc: Exception, streams: tuple[StreamAppend, ...]) -> Exception:
+    """What a failed append tells its caller: `exc` itself unless the store has a word for it."""
+    if "events_stream_version_key" in str(exc) and _sqlstate(exc) == "23505":
+        # A concurrent writer took a version between our check and our insert.
+        return WrongExpectedVersion(streams[0].stream_id, streams[0].expected_version)
+    if _sqlstate(exc) in _ABORTED:
+        return AppendAborted(str(exc))
+    return exc
 
 
 _INSERT_KEYS = (

@@ -22,6 +22,11 @@ class WrongExpectedVersion(EventStoreError):
         super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
 
 
+class AppendAborted(EventStoreError):
+    """The database aborted the append (a deadlock or serialization failure): nothing was
+    written, and the same append may well succeed if tried again."""
+
+
 class StoreUnavailable(EventStoreError):
     """The database cannot be reached; nothing was written."""
 
