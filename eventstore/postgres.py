@@ -28,11 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, StoredResponse
 from eventstore.batching import GroupCommit
-from eventstore.driver import CONNECTION_LOST, driver_pool
+from eventstore.driver import CONNECTION_LOST, StatementLost, driver_pool
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
     AppendAborted,
     AppendResult,
+    OutcomeUnknown,
     StoredEvent,
     StoreUnavailable,
     StreamAppend,
@@ -250,9 +251,11 @@ class PostgresEventStore:
                 async with self.autocommit.connect() as conn:
                     await self._raise_conflict(conn, streams)
             return _results(streams, positions)
-        async with self.engine.begin() as conn:
+        async with self.engine.connect() as conn:
+            await conn.begin()  # rolled back when the block is left without the commit below
             results = await self._insert(conn, streams, _append_params(streams))
             await idempotency.complete(conn, completion.claim, completion.respond(results))
+            await _commit(conn)
             return results
 
     async def _append_alone(self, streams: tuple[StreamAppend, ...]) -> list[Position]:
@@ -411,6 +414,8 @@ def _batch_params(
 # Deadlock, serialization failure: the server rolled the transaction back, and running it
 # again may well succeed (two group-commit batches, or a batch and another writer, crossed).
 _ABORTED = frozenset({"40P01", "40001"})
+# Errors that end the session: a COMMIT they interrupt may have been carried out.
+_SESSION_ENDED = ("08", "57P01", "57P02")
 
 
 def _lock_order(item: tuple[int, tuple[StreamAppend, ...]]) -> list[UUID]:
@@ -438,7 +443,20 @@ def _append_failure(exc: Exception, streams: tuple[StreamAppend, ...]) -> Except
         return WrongExpectedVersion(streams[0].stream_id, streams[0].expected_version)
     if _sqlstate(exc) in _ABORTED:
         return AppendAborted(str(exc))
+    if isinstance(exc, StatementLost):
+        return OutcomeUnknown(str(exc))
     return exc
+
+
+async def _commit(conn: AsyncConnection) -> None:
+    """COMMIT; if the connection is lost or times out meanwhile, the outcome is unknown."""
+    try:
+        await conn.commit()
+    except Exception as exc:
+        state = _sqlstate(exc)
+        if state is not None and not state.startswith(_SESSION_ENDED):
+            raise  # the server refused the commit: it rolled back
+        raise StatementLost(str(exc) or type(exc).__name__) from exc
 
 
 _INSERT_KEYS = (

@@ -28,9 +28,13 @@ class AppendAborted(EventStoreError):
 
 
 class StoreUnavailable(EventStoreError):
-    """The database cannot be reached; nothing was written."""
+    """The database cannot be reached; nothing was written (but see OutcomeUnknown)."""
 
     infrastructure = True  # supervisors wait an outage out (core.supervisor.kind_of)
+
+
+class OutcomeUnknown(StoreUnavailable):
+    """The connection was lost once the append was sent: it may or may not have committed."""
 
 
 @dataclass(frozen=True)
