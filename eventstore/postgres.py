@@ -28,12 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, StoredResponse
 from eventstore.batching import GroupCommit
-from eventstore.driver import CONNECTION_LOST, StatementLost, driver_pool
+from eventstore.driver import CONNECTION_LOST, driver_pool
+from eventstore.failures import append_failure, commit, lost_race
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
-    AppendAborted,
     AppendResult,
-    OutcomeUnknown,
     StoredEvent,
     StoreUnavailable,
     StreamAppend,
@@ -212,7 +211,7 @@ class PostgresEventStore:
         self._driver = driver_pool(engine)
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
-        self._group = GroupCommit(self._append_alone, self._append_together, _lost_race)
+        self._group = GroupCommit(self._append_alone, self._append_together, lost_race)
 
     def on_appended(self, listener: AppendListener) -> None:
         """Call `listener(streams, last position, seconds)` after every committed append."""
@@ -232,7 +231,7 @@ class PostgresEventStore:
             try:
                 results = await self._append(streams, completion)
             except Exception as exc:
-                failure = _append_failure(exc, streams)
+                failure = append_failure(exc, streams)
                 if failure is exc:
                     raise
                 raise failure from exc
@@ -255,7 +254,7 @@ class PostgresEventStore:
             await conn.begin()  # rolled back when the block is left without the commit below
             results = await self._insert(conn, streams, _append_params(streams))
             await idempotency.complete(conn, completion.claim, completion.respond(results))
-            await _commit(conn)
+            await commit(conn)
             return results
 
     async def _append_alone(self, streams: tuple[StreamAppend, ...]) -> list[Position]:
@@ -411,52 +410,9 @@ def _batch_params(
     return params, owners
 
 
-# Deadlock, serialization failure: the server rolled the transaction back, and running it
-# again may well succeed (two group-commit batches, or a batch and another writer, crossed).
-_ABORTED = frozenset({"40P01", "40001"})
-# Errors that end the session: a COMMIT they interrupt may have been carried out.
-_SESSION_ENDED = ("08", "57P01", "57P02")
-
-
 def _lock_order(item: tuple[int, tuple[StreamAppend, ...]]) -> list[UUID]:
     """Where an append's rows go in a batch: by the ids of the streams it writes to."""
     return sorted(stream.stream_id for stream in item[1] if stream.events)
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE the server answered with, through SQLAlchemy's wrapper if need be."""
-    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-    state = getattr(orig, "sqlstate", None)
-    return state if isinstance(state, str) else None
-
-
-def _lost_race(exc: BaseException) -> bool:
-    """Whether a batch failed on a unique key or was aborted by the server: each of its
-    appends must be retried alone, so that one's loss is not every other's."""
-    return isinstance(exc, asyncpg.UniqueViolationError) or _sqlstate(exc) in _ABORTED
-
-
-def _append_failure(exc: Exception, streams: tuple[StreamAppend, ...]) -> Exception:
-    """What a failed append tells its caller: `exc` itself unless the store has a word for it."""
-    if "events_stream_version_key" in str(exc) and _sqlstate(exc) == "23505":
-        # A concurrent writer took a version between our check and our insert.
-        return WrongExpectedVersion(streams[0].stream_id, streams[0].expected_version)
-    if _sqlstate(exc) in _ABORTED:
-        return AppendAborted(str(exc))
-    if isinstance(exc, StatementLost):
-        return OutcomeUnknown(str(exc))
-    return exc
-
-
-async def _commit(conn: AsyncConnection) -> None:
-    """COMMIT; if the connection is lost or times out meanwhile, the outcome is unknown."""
-    try:
-        await conn.commit()
-    except Exception as exc:
-        state = _sqlstate(exc)
-        if state is not None and not state.startswith(_SESSION_ENDED):
-            raise  # the server refused the commit: it rolled back
-        raise StatementLost(str(exc) or type(exc).__name__) from exc
 
 
 _INSERT_KEYS = (
