@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -26,7 +27,6 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.records import AppendResult, NewEvent, StreamAppend, WrongExpectedVersion
 from eventstore.repository import Context, Repository
 from tests.conftest import asyncpg_dsn
-from tests.integration.test_repository import register
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 T = TypeVar("T")
@@ -169,11 +169,9 @@ async def test_a_command_whose_transaction_is_a_deadlock_victim_is_run_again(
     # with the stream's first version written, and the other writer then writes that version.
     lock = "SELECT 1 FROM idempotency_records WHERE actor = 'alice' AND key = $1 FOR UPDATE"
     await other.execute(lock, sku)
-    respond = lambda outcome: StoredResponse(201, {"version": outcome.version})  # noqa: E731
-    context = Context(claim=claim, respond=respond)
-    command = started(
-        Repository(store).execute(Product, stream_id, lambda _: register(sku), context)
-    )
+    context = Context(claim=claim, respond=lambda o: StoredResponse(201, {"version": o.version}))
+    new = Product.register(sku, "Mug", "", Decimal("3"), "kitchen")
+    command = started(Repository(store).execute(Product, stream_id, lambda _: new, context))
     await waiting(other, name, 1)
     await other.execute(INSERT, stream_id, 1)  # returns once PostgreSQL aborted the command's
     await other.execute("ROLLBACK")
