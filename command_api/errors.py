@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from core import errors as shared_errors
 from domain.errors import DomainError, InvalidValue, NotFound
 from eventstore.base import ClaimLost, IdempotencyConflict
-from eventstore.records import StoreUnavailable
+from eventstore.records import AppendAborted, OutcomeUnknown, StoreUnavailable
 from eventstore.repository import ConcurrencyConflict, PreconditionFailed, StreamTypeMismatch
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,17 @@ async def unavailable(_: Request, exc: Exception) -> JSONResponse:
     return error(503, "event store unavailable", "unavailable", {"Retry-After": "1"})
 
 
+async def outcome_unknown(_: Request, exc: Exception) -> JSONResponse:
+    """The connection was lost while the append committed: it may or may not have happened."""
+    log.warning("event store append outcome unknown: %s", exc)
+    detail = (
+        "the event store connection was lost while the command was being committed: it may or "
+        "may not have been applied. Retrying is safe only with the same Idempotency-Key, which "
+        "then returns the stored answer if it was applied; without one, read the stream first"
+    )
+    return error(503, detail, "outcome_unknown", {"Retry-After": "1"})
+
+
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug: log it with the request id, tell the client nothing internal."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -78,7 +89,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(PreconditionFailed, precondition_failed)
     app.add_exception_handler(ConcurrencyConflict, concurrency_conflict)
+    app.add_exception_handler(AppendAborted, concurrency_conflict)  # outside the repository's retry
     app.add_exception_handler(IdempotencyConflict, idempotency_conflict)
     app.add_exception_handler(ClaimLost, claim_lost)
     app.add_exception_handler(StoreUnavailable, unavailable)
+    app.add_exception_handler(OutcomeUnknown, outcome_unknown)
     app.add_exception_handler(Exception, unexpected)

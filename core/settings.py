@@ -12,7 +12,25 @@ Environment = Literal["dev", "test", "prod"]
 
 
 class MissingSecret(RuntimeError):
-    """JWT_SECRET is required outside dev mode."""
+    """JWT_SECRET is required outside dev mode, and must not be guessable there."""
+
+
+# HS256 keys shorter than its 32-byte hash can be brute-forced offline from one token.
+MIN_SECRET_BYTES = 32
+# Values copied from examples and docs instead of generated: .env.example's first of all.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "change-me-to-a-long-random-secret",
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "jwt-secret",
+        "jwt_secret",
+        "password",
+        "ordertrail-dev-only-insecure-secret",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -55,10 +73,23 @@ class Settings(BaseSettings):
     fault_injection: str = Field(default="", alias="ORDERTRAIL_FAULT_INJECTION")
 
     def require_secret(self) -> None:
-        """Refuse to run an API without a signing secret, except in dev mode."""
-        # A guessable default secret would let anyone mint tokens, so only dev mode may omit it.
-        if self.jwt_secret is None and self.environment != "dev":
+        """Refuse to run an API without a strong signing secret, except in dev mode."""
+        # A guessable secret would let anyone mint tokens, so only dev mode may go without one.
+        if self.environment == "dev":
+            return
+        if self.jwt_secret is None:
             raise MissingSecret("JWT_SECRET must be set unless ORDERTRAIL_ENV=dev")
+        secret = self.jwt_secret.get_secret_value()
+        if secret.strip().lower() in PLACEHOLDER_SECRETS:
+            raise MissingSecret(
+                "JWT_SECRET is a placeholder from the examples: set a random one "
+                "(openssl rand -hex 32) unless ORDERTRAIL_ENV=dev"
+            )
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise MissingSecret(
+                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes "
+                "(openssl rand -hex 32) unless ORDERTRAIL_ENV=dev"
+            )
 
     @property
     def secret(self) -> str:

@@ -12,7 +12,8 @@ batch statement inserts the events of every append whose checks pass and none of
 which then fail exactly as if they had gone alone. Appends touching the same stream never share
 a batch (one could invalidate the other's check within the transaction). If the batch statement
 fails on a unique key (a writer in another process got to a version first, or an event id is
-reused), each of its appends is retried alone, so each gets the answer it would have had.
+reused) or is aborted by the server (a deadlock with another writer), each of its appends is
+retried alone, so each gets the answer it would have had (`alone_on` says which errors).
 """
 
 from __future__ import annotations

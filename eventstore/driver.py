@@ -33,6 +33,18 @@ CONNECTION_LOST = (
     asyncpg.InternalClientError,
 )
 
+# Raised before the statement leaves: an argument asyncpg cannot encode, or a protocol still
+# busy with the goodbye of a session that ended while idle (see above).
+_NEVER_SENT = (asyncpg.DataError, asyncpg.InternalClientError)
+
+
+class StatementLost(ConnectionError):
+    """The connection was lost with a statement in flight: it may or may not have run.
+
+    A ConnectionError, so whoever treats a lost connection as an outage still does; a writer
+    learns from it that its autocommit statement may have committed all the same.
+    """
+
 
 class DriverPool:
     """Up to `size` asyncpg connections, opened on demand and kept while they stay sound.
@@ -61,13 +73,17 @@ class DriverPool:
             conn = self._idle.pop() if self._idle else await self._connect()
             try:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            except asyncpg.PostgresError:
+            except asyncpg.PostgresError as exc:
                 # The server answered; if it ended the session in doing so (shutdown,
                 # termination), asyncpg has marked the connection closed and it is dropped.
                 self._give_back(conn)
+                if conn.is_closed():  # ended at commit, the statement may have committed
+                    raise StatementLost(str(exc)) from exc
                 raise
-            except Exception:
+            except Exception as exc:
                 self._drop(conn, everything=True)
+                if isinstance(exc, CONNECTION_LOST) and not isinstance(exc, _NEVER_SENT):
+                    raise StatementLost(str(exc) or type(exc).__name__) from exc
                 raise
             except BaseException:
                 self._drop(conn)  # cancelled mid-statement: out of step with the server

@@ -29,6 +29,7 @@ from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, StoredResponse
 from eventstore.batching import GroupCommit
 from eventstore.driver import CONNECTION_LOST, driver_pool
+from eventstore.failures import append_failure, commit, lost_race
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
     AppendResult,
@@ -210,7 +211,7 @@ class PostgresEventStore:
         self._driver = driver_pool(engine)
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
-        self._group = GroupCommit(self._append_alone, self._append_together, _lost_race)
+        self._group = GroupCommit(self._append_alone, self._append_together, lost_race)
 
     def on_appended(self, listener: AppendListener) -> None:
         """Call `listener(streams, last position, seconds)` after every committed append."""
@@ -229,13 +230,11 @@ class PostgresEventStore:
         async with translate_errors():
             try:
                 results = await self._append(streams, completion)
-            except (sa_exc.IntegrityError, asyncpg.UniqueViolationError) as exc:
-                if "events_stream_version_key" not in str(exc):
+            except Exception as exc:
+                failure = append_failure(exc, streams)
+                if failure is exc:
                     raise
-                # A concurrent writer took a version between our check and our insert.
-                raise WrongExpectedVersion(
-                    streams[0].stream_id, streams[0].expected_version
-                ) from exc
+                raise failure from exc
         last, elapsed = max(r.position for r in results), time.perf_counter() - started
         for listener in self._listeners:
             listener(streams, last, elapsed)
@@ -251,9 +250,11 @@ class PostgresEventStore:
                 async with self.autocommit.connect() as conn:
                     await self._raise_conflict(conn, streams)
             return _results(streams, positions)
-        async with self.engine.begin() as conn:
+        async with self.engine.connect() as conn:
+            await conn.begin()  # rolled back when the block is left without the commit below
             results = await self._insert(conn, streams, _append_params(streams))
             await idempotency.complete(conn, completion.claim, completion.respond(results))
+            await commit(conn)
             return results
 
     async def _append_alone(self, streams: tuple[StreamAppend, ...]) -> list[Position]:
@@ -395,7 +396,9 @@ def _batch_params(
     """The arrays of the batch statement, and which append each event id belongs to."""
     params: dict[str, list[Any]] = {k: [] for k in ("items", "check_items", *_INSERT_KEYS)}
     params["check_ids"], params["check_versions"], owners = [], [], {}
-    for item, streams in enumerate(items):
+    # Rows go in by stream id, not by arrival: two batches inserting into the same streams
+    # then wait for each other in one order and cannot deadlock (a unique-key wait is a lock).
+    for item, streams in sorted(enumerate(items), key=_lock_order):
         one = _append_params(streams)
         params["check_items"] += [item] * len(one["check_ids"])
         params["check_ids"] += one["check_ids"]
@@ -407,9 +410,9 @@ def _batch_params(
     return params, owners
 
 
-def _lost_race(exc: BaseException) -> bool:
-    """Whether a batch failed on a unique key: some append in it must be retried alone."""
-    return isinstance(exc, asyncpg.UniqueViolationError)
+def _lock_order(item: tuple[int, tuple[StreamAppend, ...]]) -> list[UUID]:
+    """Where an append's rows go in a batch: by the ids of the streams it writes to."""
+    return sorted(stream.stream_id for stream in item[1] if stream.events)
 
 
 _INSERT_KEYS = (

@@ -22,10 +22,19 @@ class WrongExpectedVersion(EventStoreError):
         super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
 
 
+class AppendAborted(EventStoreError):
+    """The database aborted the append (a deadlock or serialization failure): nothing was
+    written, and the same append may well succeed if tried again."""
+
+
 class StoreUnavailable(EventStoreError):
-    """The database cannot be reached; nothing was written."""
+    """The database cannot be reached; nothing was written (but see OutcomeUnknown)."""
 
     infrastructure = True  # supervisors wait an outage out (core.supervisor.kind_of)
+
+
+class OutcomeUnknown(StoreUnavailable):
+    """The connection was lost once the append was sent: it may or may not have committed."""
 
 
 @dataclass(frozen=True)

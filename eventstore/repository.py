@@ -20,7 +20,7 @@ from domain.errors import DomainError
 from domain.registry import stream_type_of
 from eventstore.base import Completion, EventStore, IdempotencyClaim, StoredResponse
 from eventstore.positions import Position
-from eventstore.records import AppendResult, StreamAppend, WrongExpectedVersion
+from eventstore.records import AppendAborted, AppendResult, StreamAppend, WrongExpectedVersion
 from eventstore.serialization import EventCodec
 
 A = TypeVar("A", bound=Aggregate)
@@ -175,6 +175,8 @@ class Repository:
             except WrongExpectedVersion:
                 if context.expected_version is not None:
                     raise PreconditionFailed(context.expected_version, version) from None
+            except AppendAborted:  # a deadlock victim, say: nothing was written, run it again
+                continue
         raise ConcurrencyConflict(f"stream {stream_id} kept changing; gave up after retries")
 
     def _take_cached(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
@@ -213,6 +215,8 @@ class Repository:
             else:  # another writer appended since it was cached
                 self.on_retry(stream_type_of(cls))
             return None
+        except AppendAborted:
+            return None  # nothing was written: the retrying path runs it again
 
     async def _save(
         self,

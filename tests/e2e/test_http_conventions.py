@@ -611,6 +611,26 @@ async def test_same_key_with_a_different_body_is_422(
     assert await count_all(pg_store) == 1
 
 
+async def test_same_key_with_another_if_match_is_another_request(
+    api: httpx.AsyncClient, auth: Auth, admin: dict[str, str]
+) -> None:
+    product = await register(api, auth())
+    url, body = f"{PRODUCTS}/{product['id']}/rename", {"name": "A"}
+    key = {"Idempotency-Key": uuid4().hex}
+    first = await api.post(url, json=body, headers=auth() | key | {"If-Match": '"1"'})
+    assert_command_response(first, 200, 2)
+    other = await api.post(url, json=body, headers=auth() | key | {"If-Match": '"2"'})
+    assert other.status_code == 422, other.text
+    assert other.json()["code"] == "idempotency_key_reused"
+    unconditional = await api.post(url, json=body, headers=auth() | key)
+    assert unconditional.status_code == 422, unconditional.text
+    # The weak form names the same version: the very same request, replayed.
+    again = await api.post(url, json=body, headers=auth() | key | {"If-Match": 'W/"1"'})
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await types_of(api, admin, product["id"]) == ["ProductRegistered", "ProductRenamed"]
+
+
 async def test_same_key_in_flight_is_409(
     api: httpx.AsyncClient, auth: Auth, pg_store: PostgresEventStore, admin: dict[str, str]
 ) -> None:

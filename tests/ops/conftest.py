@@ -25,7 +25,7 @@ def cli(read_settings: Settings) -> Cli:
         "DATABASE_URL": read_settings.database_url,
         "MONGODB_URL": read_settings.mongodb_url,
         "MONGODB_DB": read_settings.mongodb_db,
-        "JWT_SECRET": "unused",
+        "JWT_SECRET": "unused-by-the-cli-" + "x" * 16,
     }
 
     async def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -33,7 +33,7 @@ def worker_process(read_settings: Settings, tmp_path: Path) -> Iterator[subproce
         "MONGODB_URL": read_settings.mongodb_url,
         "MONGODB_DB": read_settings.mongodb_db,
         "REDIS_URL": read_settings.redis_url,
-        "JWT_SECRET": "unused",
+        "JWT_SECRET": "unused-by-the-cli-" + "x" * 16,
         "PROJECTION_TICK_SECONDS": "0.1",
     }
     with dramatiq_worker(env, tmp_path / "worker.log") as process:

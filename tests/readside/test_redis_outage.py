@@ -35,7 +35,7 @@ def worker(
         "MONGODB_URL": mongodb_url,
         "MONGODB_DB": mongo_db.name,
         "REDIS_URL": own_redis.url,
-        "JWT_SECRET": "unused-by-workers",
+        "JWT_SECRET": "unused-by-workers-" + "x" * 16,
         "PROJECTION_TICK_SECONDS": "0.2",
     }
     with dramatiq_worker(env, tmp_path / "worker.log") as process:

@@ -51,7 +51,7 @@ def process_env(settings: Settings) -> dict[str, str]:
         "MONGODB_URL": settings.mongodb_url,
         "MONGODB_DB": settings.mongodb_db,
         "REDIS_URL": settings.redis_url,
-        "JWT_SECRET": "unused-by-workers",
+        "JWT_SECRET": "unused-by-workers-" + "x" * 16,
         "PROJECTION_TICK_SECONDS": "0.2",
         "LOG_LEVEL": "INFO",
     }

@@ -7,9 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from core.settings import Settings
+from core.settings import MissingSecret, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = {"command-api", "query-api", "worker"}
@@ -55,8 +56,10 @@ def test_env_example_sets_every_setting_a_deployment_needs() -> None:
     known = {field.alias for field in Settings.model_fields.values()}
     assert set(example) <= known  # no variable the settings would silently ignore
     settings = Settings(**example)  # type: ignore[arg-type]
-    settings.require_secret()
     assert settings.environment == "prod"
+    # Its secret is a placeholder: a deployment that forgets to replace it does not start.
+    with pytest.raises(MissingSecret, match="JWT_SECRET is a placeholder"):
+        settings.require_secret()
 
 
 def compose_clis() -> list[list[str]]:
