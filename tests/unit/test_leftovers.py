@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,8 +20,8 @@ import pytest
 
 @pytest.mark.timeout(2)
 def test_starts_a_server_then_hangs(tmp_path_factory):
-    child = subprocess.Popen(["sh", "-c", "sleep 300 & echo $! > {pids}; sleep 300"])
-    with open("{pids}", "a") as out:
+    child = subprocess.Popen(["sh", "-c", "sleep 300 & echo $! > {pids}.grandchild; sleep 300"])
+    with open("{pids}", "w") as out:
         out.write(f"{{child.pid}}\\n")
     time.sleep(60)
 """
@@ -42,6 +43,10 @@ def test_a_timed_out_test_s_children_and_grandchildren_are_ended(tmp_path: Path)
     argv += ["--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path / "test_inner.py")]
     result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert "Timeout" in result.stdout + result.stderr, result.stdout[-2000:]
-    started = [int(line) for line in pids.read_text().split()]
+    deadline = time.monotonic() + 10
+    while not pids.with_suffix(".grandchild").exists():  # the shell writes it when it runs
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    started = [int(pids.read_text()), int(pids.with_suffix(".grandchild").read_text())]
     assert len(started) == 2  # the shell the test started, and the sleep the shell started
     assert not [pid for pid in started if _alive(pid)]
