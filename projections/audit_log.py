@@ -72,6 +72,10 @@ class AuditLogProjection(ReadModel):
         """Write one event's entry."""
         await self.rewrite([event])
 
+    def key(self, event: StoredEvent) -> str | None:
+        """Each event has an entry of its own."""
+        return event.token
+
     def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
         """An entry is fed by its own event only."""
         return {event.stream_id for event in events}

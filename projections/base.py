@@ -41,6 +41,10 @@ class Subscriber(Protocol):
 class Repairable(Subscriber, Protocol):
     """A projection that can rebuild some documents from given events (replay, retry-parked)."""
 
+    def key(self, event: StoredEvent) -> str | None:
+        """The document `event` changes (None: none)."""
+        ...
+
     def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
         """Streams whose events feed the documents `events` touch."""
         ...

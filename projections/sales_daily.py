@@ -82,6 +82,10 @@ class SalesDailyProjection(ReadModel):
                 ops.append(ReplaceOne(guard, updated) if doc else InsertOne(updated))
         await guarded_bulk_write(self.days, ops)
 
+    def key(self, event: StoredEvent) -> str | None:
+        """The order state an event changes (its day follows from it)."""
+        return str(event.stream_id)
+
     def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
         """An order's sales state is fed by the order's own stream."""
         return {event.stream_id for event in events}

@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         if "tests/reliability/" in item.nodeid.replace("\\", "/"):
-            item.add_marker(pytest.mark.timeout(LONG_FORM_TIMEOUT))
+            item.add_marker(pytest.mark.timeout(LONG_FORM_TIMEOUT), append=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -19,7 +19,7 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoredEvent
 from eventstore.repository import Repository
 from projections.aliases import Aliases
-from projections.base import Document, DocumentProjection, ProjectorError, Repairable
+from projections.base import Document, ProjectorError, Repairable
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build
 from workers.fulfilment import FulfilmentProcess
@@ -64,12 +64,10 @@ async def _replay_into(
         return 0
     streams = [await store.read_stream(s) for s in sorted(projection.sources(handled))]
     merged = heapq.merge(*streams, key=lambda e: e.position)
-    feeding = [e for e in merged if e.type in projection.handles]
-    if isinstance(projection, DocumentProjection):
-        # Only the documents `handled` touch: a stream's other documents (its audit entries,
-        # one per event) are not being repaired, and rewriting them all costs a write each.
-        touched = {projection.key(event) for event in handled}
-        feeding = [e for e in feeding if projection.key(e) in touched]
+    # Only the documents `handled` touch: a stream's other documents (its audit entries, one per
+    # event) are not being repaired, and rewriting them all would cost a write each.
+    touched = {projection.key(event) for event in handled}
+    feeding = [e for e in merged if e.type in projection.handles and projection.key(e) in touched]
     return await projection.rewrite(feeding, upto)
 
 

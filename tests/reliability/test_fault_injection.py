@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ async def retry_parked(settings: Settings, name: str) -> dict[str, Any]:
     return {"output": done.stdout}
 
 
+@pytest.mark.timeout(600)  # load, catch-up under faults, six retry-parked runs, audit, rebuilds
 async def test_random_faults_for_30_seconds_stop_nothing_and_park_exactly_the_poison(
     read_settings: Settings,
     clean_db: None,
@@ -94,10 +96,11 @@ async def test_random_faults_for_30_seconds_stop_nothing_and_park_exactly_the_po
     injection_seconds: float,
     tmp_path: Path,
 ) -> None:
-    load = CommandLoad(api, auth(), SKUS)
+    load = CommandLoad(api, auth(), SKUS, clients=2)  # ~100 commands/s: minutes, not more
     await load.setup()
     injected = {"ORDERTRAIL_ENV": "test", "ORDERTRAIL_FAULT_INJECTION": PLAN}
     injected["PROJECTION_BATCH_SIZE"] = "50"
+    started = time.monotonic()
     with workers(read_settings, tmp_path, count=2, **injected):
         async with load.running():
             await asyncio.sleep(injection_seconds)
@@ -110,11 +113,14 @@ async def test_random_faults_for_30_seconds_stop_nothing_and_park_exactly_the_po
     assert {name for name, _ in expected} >= {"audit_log", "fulfilment"}, expected
     assert parked == expected, (sorted(parked - expected)[:5], sorted(expected - parked)[:5])
 
+    caught_up_at = time.monotonic()
     for name in SUBSCRIBERS:  # injection off: every parked event applies after all
         await retry_parked(read_settings, name)
     assert await mongo_db["parked_events"].count_documents({}) == 0
     (tmp_path / "clean").mkdir()
     with workers(read_settings, tmp_path / "clean", count=1):
         figures = await assert_consistent(read_settings, engine, mongo_db, load)
-    print(f"\ninjection figures: {json.dumps({**figures, 'parked': len(parked)})}")
+    extra = {"parked": len(parked), "seconds_to_consistent": round(time.monotonic() - started)}
+    extra["retry_and_proof_seconds"] = round(time.monotonic() - caught_up_at)
+    print(f"\ninjection figures: {json.dumps(figures | extra)}")
     assert load.statuses().keys() <= {200, 201, 409}, load.statuses()
