@@ -17,12 +17,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import asyncpg
-from sqlalchemy.engine import make_url
 
 from core.db import create_engine
 from core.metrics import SUBSCRIBER_FAILURES, SUBSCRIBER_UP, count_retry, labelled
@@ -30,7 +26,7 @@ from core.mongo import create_mongo_client, database
 from core.settings import Settings
 from core.supervisor import Supervisor, TaskHealth
 from eventstore.driver import dispose
-from eventstore.notify import CHANNEL, forward_to, postgres_notifier
+from eventstore.notify import forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Repository
@@ -41,6 +37,7 @@ from projections.registry import PROJECTIONS, build, ensure_indexes
 from workers.faults import inject_faults
 from workers.fulfilment import FulfilmentProcess
 from workers.lease import Lease
+from workers.listener import LISTENER_TASK, Listener, wait_any
 from workers.runner import BatchListener, CatchUp, SharedReads
 
 log = logging.getLogger(__name__)
@@ -52,12 +49,6 @@ HEARTBEAT_SECONDS = 5.0
 def worker_name(settings: Settings) -> str:
     """This process's name in leases and logs."""
     return settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
-
-
-def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    """A plain libpq URL for asyncpg from the SQLAlchemy one."""
-    url = make_url(sqlalchemy_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 def subscribers(db: Any, repo: Repository) -> dict[str, Subscriber]:
@@ -277,51 +268,3 @@ class Owned:
     def forget(self) -> None:
         """Read both again on the next step."""
         self.subscriber, self.position = None, None
-
-
-async def wait_any(*events: asyncio.Event, seconds: float) -> None:
-    """Return when any event is set or the timeout passes."""
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-LISTENER_NAME = "ordertrail-listener"
-LISTENER_TASK = "listener"
-LISTENER_CHECK_SECONDS = 1.0
-
-
-@dataclass
-class Listener:
-    """LISTEN for appends on a connection of its own; under supervision, reconnects when lost.
-
-    Without a connection the tick alone drives the subscribers; a listener that never came back
-    after a PostgreSQL restart would leave every projection a tick behind for good.
-    """
-
-    settings: Settings
-    wake: Callable[[], None]
-    stop: asyncio.Event
-
-    async def run(self, health: TaskHealth) -> None:
-        """Listen until stopped; a lost connection raises (the supervisor reconnects)."""
-        conn = await asyncpg.connect(
-            asyncpg_dsn(self.settings.database_url),
-            timeout=self.settings.db_connect_timeout,
-            server_settings={"application_name": LISTENER_NAME},
-        )
-        try:
-            await conn.add_listener(CHANNEL, lambda *_: self.wake())
-            if health.ok():
-                log.info("LISTEN connection restored")
-            self.wake()  # notifications sent while we were away are lost: look now
-            while not self.stop.is_set():
-                await wait_any(self.stop, seconds=LISTENER_CHECK_SECONDS)
-                # An idle connection does not notice a server restart until it is used.
-                await conn.fetchval("SELECT 1", timeout=self.settings.db_connect_timeout)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=1)

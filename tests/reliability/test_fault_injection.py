@@ -96,7 +96,7 @@ async def test_random_faults_for_30_seconds_stop_nothing_and_park_exactly_the_po
     injection_seconds: float,
     tmp_path: Path,
 ) -> None:
-    load = CommandLoad(api, auth(), SKUS, clients=2)  # ~100 commands/s: minutes, not more
+    load = CommandLoad(api, auth(), SKUS, clients=1)  # ~75 commands/s: minutes, not more
     await load.setup()
     injected = {"ORDERTRAIL_ENV": "test", "ORDERTRAIL_FAULT_INJECTION": PLAN}
     injected["PROJECTION_BATCH_SIZE"] = "50"

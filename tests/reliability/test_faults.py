@@ -41,7 +41,7 @@ from tests.support.postgres import OwnPostgres, server_binaries
 from tests.support.redis import OwnRedis
 from tests.support.servers import asgi_client, free_port, in_thread, run_sql, with_database
 from workers.jobs import Jobs
-from workers.service import LISTENER_NAME
+from workers.listener import LISTENER_NAME
 
 Auth = Callable[..., dict[str, str]]
 SKUS = ["FAULT-A", "FAULT-B", "FAULT-C", "FAULT-D"]

@@ -1,0 +1,72 @@
+"""The worker's LISTEN connection: wakes the subscribers on every NOTIFY of an append."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from core.settings import Settings
+from core.supervisor import TaskHealth
+from eventstore.notify import CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """A plain libpq URL for asyncpg from the SQLAlchemy one."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def wait_any(*events: asyncio.Event, seconds: float) -> None:
+    """Return when any event is set or the timeout passes."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+LISTENER_NAME = "ordertrail-listener"
+LISTENER_TASK = "listener"
+LISTENER_CHECK_SECONDS = 1.0
+
+
+@dataclass
+class Listener:
+    """LISTEN for appends on a connection of its own; under supervision, reconnects when lost.
+
+    Without a connection the tick alone drives the subscribers; a listener that never came back
+    after a PostgreSQL restart would leave every projection a tick behind for good.
+    """
+
+    settings: Settings
+    wake: Callable[[], None]
+    stop: asyncio.Event
+
+    async def run(self, health: TaskHealth) -> None:
+        """Listen until stopped; a lost connection raises (the supervisor reconnects)."""
+        conn = await asyncpg.connect(
+            asyncpg_dsn(self.settings.database_url),
+            timeout=self.settings.db_connect_timeout,
+            server_settings={"application_name": LISTENER_NAME},
+        )
+        try:
+            await conn.add_listener(CHANNEL, lambda *_: self.wake())
+            if health.ok():
+                log.info("LISTEN connection restored")
+            self.wake()  # notifications sent while we were away are lost: look now
+            while not self.stop.is_set():
+                await wait_any(self.stop, seconds=LISTENER_CHECK_SECONDS)
+                # An idle connection does not notice a server restart until it is used.
+                await conn.fetchval("SELECT 1", timeout=self.settings.db_connect_timeout)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1)
