@@ -150,9 +150,18 @@ async def primary_streams(
             yield [row.stream_id for row in rows]
 
 
+# Streams read at once: a page's worth at a time took as many connections as the pool allowed,
+# and an audit beside busy workers ran the server out of connections.
+READ_CONCURRENCY = 4
+
+
 async def read_streams(store: PostgresEventStore, ids: Iterable[UUID]) -> list[list[StoredEvent]]:
     """Whole streams, through the store's read path (so upcast like every reader's)."""
-    return list(await asyncio.gather(*(store.read_stream(i) for i in sorted(ids))))
+    ordered, streams = sorted(ids), []
+    for start in range(0, len(ordered), READ_CONCURRENCY):
+        chunk = ordered[start : start + READ_CONCURRENCY]
+        streams += await asyncio.gather(*(store.read_stream(i) for i in chunk))
+    return streams
 
 
 def merged(streams: list[list[StoredEvent]], handles: frozenset[str]) -> list[StoredEvent]:

@@ -62,8 +62,14 @@ async def _replay_into(
     """Fold every event feeding the touched documents, up to the checkpoint, from scratch."""
     if upto is None:
         return 0
-    streams = [await store.read_stream(s) for s in sorted(projection.sources(handled))]
-    merged = heapq.merge(*streams, key=lambda e: e.position)
+    # The events' own streams first: the sources of a document may only show in their other
+    # events (a product rename carries no SKU; its stream's registration does).
+    own = {event.stream_id for event in handled}
+    streams = {stream: await store.read_stream(stream) for stream in sorted(own)}
+    read = [event for events in streams.values() for event in events]
+    for stream in sorted(projection.sources(read) - own):
+        streams[stream] = await store.read_stream(stream)
+    merged = heapq.merge(*streams.values(), key=lambda e: e.position)
     # Only the documents `handled` touch: a stream's other documents (its audit entries, one per
     # event) are not being repaired, and rewriting them all would cost a write each.
     touched = {projection.key(event) for event in handled}
@@ -95,12 +101,20 @@ async def retry_parked(
             projection = await live_projection(name, db)
             upto = await Checkpoints(db).load(name)
             for event in events:
-                refold = _replay_into(projection, store, [event], upto)
+                refold = _refold_parked(projection, store, event, upto)
                 await _retry(parked, name, event, refold, failing)
     if not failing:
         await Checkpoints(db).record_error(name, None)
     fixed = len(events) - len(failing)
     return {"retried": len(events), "fixed": fixed, "still_failing": failing}
+
+
+async def _refold_parked(
+    projection: Repairable, store: PostgresEventStore, event: StoredEvent, upto: Position | None
+) -> None:
+    """Refold the documents a parked event touches; an error if there were none to refold."""
+    if not await _replay_into(projection, store, [event], upto):
+        raise LookupError("no document to refold it into")
 
 
 async def _retry(

@@ -35,7 +35,7 @@ async def test_scrapes_compute_lag_at_most_once_per_interval_and_survive_a_failu
     calls, fail = [], asyncio.Event()
     real = ops.api.gather_status
 
-    async def counted(*args: Any) -> dict[str, Any]:
+    async def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
         calls.append(1)
         await asyncio.sleep(0.05)  # long enough for concurrent scrapes to overlap it
         if fail.is_set():

@@ -136,19 +136,26 @@ async def test_a_crash_between_day_counters_and_order_states_counts_once(
     assert day["skus"] == [{"sku": "GEAR", "units": 15, "revenue_cents": 3000}]
 
 
-async def insert_poison(engine: AsyncEngine) -> str:
-    """A ProductRenamed for a product that was never registered: the projector raises on it."""
+async def insert_event(
+    engine: AsyncEngine, stream_type: str, type_: str, data: dict[str, Any]
+) -> str:
+    """A new stream whose one event is stored as given, past every domain rule; its id."""
     stream_id = str(uuid4())
     async with engine.begin() as conn:
         await conn.execute(
             sa.text(
                 "INSERT INTO events (event_id, stream_id, stream_type, version, type, data, "
-                "recorded_at) VALUES (:eid, :sid, 'Product', 1, 'ProductRenamed', "
-                "CAST(:data AS jsonb), now())"
+                "recorded_at) VALUES (:eid, :sid, :stype, 1, :type, CAST(:data AS jsonb), now())"
             ),
-            {"eid": uuid4(), "sid": stream_id, "data": json.dumps({"name": "ghost"})},
+            {"eid": uuid4(), "sid": stream_id, "stype": stream_type, "type": type_}
+            | {"data": json.dumps(data)},
         )
     return stream_id
+
+
+async def insert_poison(engine: AsyncEngine) -> str:
+    """A ProductRenamed for a product that was never registered: the projector raises on it."""
+    return await insert_event(engine, "Product", "ProductRenamed", {"name": "ghost"})
 
 
 async def test_a_poison_event_is_parked_and_the_others_continue(

@@ -9,10 +9,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from uuid import uuid4
 
 import httpx
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.metrics import SUBSCRIBER_FAILURES
@@ -23,6 +21,7 @@ from ops.status import gather_status
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import build
 from tests.readside.test_fulfilment import place, setup_catalog
+from tests.readside.test_reliability import insert_event
 from tests.readside.test_workers import NAMES, Db, Worker, caught_up, worker_settings
 from tests.support.servers import free_port
 from workers.health import HealthServer
@@ -50,17 +49,7 @@ async def insert_oversized_order(engine: AsyncEngine, store: PostgresEventStore)
     placed = next(e for e in await store.read_all(limit=10_000) if e.type == "OrderPlaced")
     data = dict(placed.data)
     data["total"] = "99999999999999999999.00"
-    stream_id = str(uuid4())
-    async with engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "INSERT INTO events (event_id, stream_id, stream_type, version, type, data, "
-                "recorded_at) VALUES (:eid, :sid, 'Order', 1, 'OrderPlaced', "
-                "CAST(:data AS jsonb), now())"
-            ),
-            {"eid": uuid4(), "sid": stream_id, "data": json.dumps(data)},
-        )
-    return stream_id
+    return await insert_event(engine, "Order", "OrderPlaced", data)
 
 
 async def test_an_order_bson_cannot_store_is_parked_and_later_orders_are_projected(
