@@ -105,7 +105,8 @@ async def test_random_faults_for_30_seconds_stop_nothing_and_park_exactly_the_po
         async with load.running():
             await asyncio.sleep(injection_seconds)
         # Every subscriber reaches the head and stays there, faults and all: none stopped.
-        await settled(engine, mongo_db, seconds=180)
+        # Each poisoned event costs its subscriber its retries' backoff (0.7 s), one after another.
+        await settled(engine, mongo_db, seconds=max(180.0, 5 * injection_seconds))
         expected = await expected_parked(pg_store, mongo_db)
         parked = {(d["projection"], d["position"]) async for d in mongo_db["parked_events"].find()}
     logs = await asyncio.to_thread(worker_logs, tmp_path)
