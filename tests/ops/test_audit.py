@@ -70,7 +70,11 @@ async def traded(
     """A busy system, audited clean throughout, then caught up."""
     await setup_catalog(api, auth(), SKUS)
     busy = asyncio.create_task(trade(api, auth, pg_store, mongo_db))
-    assert await audits_while(engine, mongo_db, busy) >= 2
+    try:
+        assert await audits_while(engine, mongo_db, busy) >= 2
+    finally:  # a failed audit must not leave the trading running into the next tests
+        if not busy.done():
+            busy.cancel()
     await caught_up(pg_store, mongo_db, ALL)
     statuses = {d["status"] async for d in mongo_db["orders"].find({})}
     assert {"rejected", "cancelled", "shipped"} <= statuses  # every path was taken
