@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.base import Document
 from projections.checkpoints import Checkpoints
-from workers.lease import Lease
+from workers.lease import Lease, owners
 
 FLAG_SECONDS = 30.0
 
@@ -47,7 +47,12 @@ async def handoff(
 
 async def _acquire(lease: Lease, wait: float) -> None:
     if not await lease.acquire(wait):
-        raise HandoffTimeout(f"the owner of {lease.name} did not let go in {wait:.0f}s")
+        # Name the holder: an owner that never lets go is a worker that cannot see the request
+        # (another read-model database) or one that is stuck, and the operator must find it.
+        holder = (await owners(lease.engine, [lease.name])).get(lease.name)
+        raise HandoffTimeout(
+            f"the owner of {lease.name} did not let go in {wait:.0f}s (held by {holder})"
+        )
 
 
 async def _renew(checkpoints: Checkpoints, name: str, taker: str) -> None:
