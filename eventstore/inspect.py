@@ -70,32 +70,3 @@ async def watermark_holders(engine: AsyncEngine) -> list[dict[str, Any]]:
     async with translate_errors(), engine.connect() as conn:
         rows = (await conn.execute(_HOLDERS)).mappings().all()
     return [dict(row) for row in rows]
-
-
-_STREAM_VERSIONS = sa.text(
-    "SELECT stream_id, max(version) AS version FROM events WHERE stream_type = :stream_type "
-    "AND (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position) "
-    "GROUP BY stream_id"
-)
-_POSITIONS = sa.text(
-    "SELECT position FROM events "
-    "WHERE (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position)"
-)
-
-
-def _upto(position: Position) -> dict[str, Any]:
-    return {"txid": str(position.transaction_id), "position": position.position}
-
-
-async def stream_versions(engine: AsyncEngine, stream_type: str, upto: Position) -> dict[str, int]:
-    """Each stream of a type, by id, with its last version as of `upto`."""
-    params = {"stream_type": stream_type, **_upto(upto)}
-    async with translate_errors(), engine.connect() as conn:
-        rows = (await conn.execute(_STREAM_VERSIONS, params)).all()
-    return {str(row.stream_id): int(row.version) for row in rows}
-
-
-async def positions(engine: AsyncEngine, upto: Position) -> set[int]:
-    """Global positions of every event as of `upto`."""
-    async with translate_errors(), engine.connect() as conn:
-        return set((await conn.execute(_POSITIONS, _upto(upto))).scalars().all())
