@@ -36,6 +36,7 @@ from eventstore.serialization import EventCodec
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import INDEXES, build, ensure_indexes
 from workers import rebuild as rebuild_module
+from workers.bootstrap import read_side_over
 from workers.runner import CatchUp
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -123,7 +124,8 @@ def settled_like_a_worker() -> Iterator[None]:
 async def timed_rebuild(engine: AsyncEngine, db: Db) -> tuple[int, float]:
     """Rebuild `products` beside its live generation (swap included); events, seconds."""
     with no_retire_grace(), Stopwatch() as watch:
-        result = await rebuild_module.rebuild("products", engine, db, batch_size=BATCH)
+        side = read_side_over(engine, db)
+        result = await rebuild_module.rebuild("products", side, batch_size=BATCH)
     return result.events, watch.seconds
 
 

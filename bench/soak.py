@@ -33,7 +33,7 @@ from bench.core import MODES
 from bench.http import Client
 from domain.values import product_id
 from eventstore.driver import dispose
-from eventstore.inspect import behind
+from eventstore.inspect import PostgresInspector
 from projections.checkpoints import Checkpoints
 from projections.registry import PROJECTIONS
 from workers.fulfilment import FulfilmentProcess
@@ -127,8 +127,8 @@ async def drive(api: str, seconds: float, rate: float, samples: Samples) -> None
 
 async def largest_lag(engine: Any, db: Any) -> int:
     """Events the furthest-behind subscriber has still to apply."""
-    checkpoints = Checkpoints(db)
-    return max([(await behind(engine, await checkpoints.load(n))).events for n in SUBSCRIBERS])
+    checkpoints, inspector = Checkpoints(db), PostgresInspector(engine)
+    return max([(await inspector.behind(await checkpoints.load(n))).events for n in SUBSCRIBERS])
 
 
 async def sample(

@@ -1,33 +1,48 @@
-"""The command API's one wiring point: settings, engine, event store, routes."""
+"""The command API's composition root: the one place that picks its concrete adapters.
+
+It reads settings once and builds the engine, the PostgreSQL event store (codec and upcasters
+included), the repository, the append signals (NOTIFY, the dramatiq broker) and, when the ops
+package is installed, the ops routes' ports. Routes and handlers only see those ports.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from dramatiq.brokers.redis import RedisBroker
 from fastapi import APIRouter, FastAPI
+from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from command_api import errors
 from command_api.dispatch import command_runner
 from command_api.fastpath import CommandFastPath, FrontedFastAPI, fast_routes, natively_traced
-from command_api.routes import health, ops, orders, products, stock
+from command_api.routes import health, orders, products, stock
 from core import heap, openapi
 from core.db import create_engine
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
 from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, count_retry, labelled
+from core.mongo import create_mongo_client, database
 from core.settings import Settings, get_settings
-from core.signals import dramatiq_signal
-from eventstore.driver import dispose
+from eventstore.driver import dispose, ping
 from eventstore.notify import Coalescer, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StreamAppend
 from eventstore.repository import Repository
+from messaging import appended_message, create_broker
 
+# A command side deployed without the ops package (and the read side it needs) still serves
+# commands; with it, the ops routes are mounted here.
+OPS_ROUTES = importlib.util.find_spec("ops") is not None
+Document = dict[str, Any]
 DESCRIPTION = """Commands for the ordertrail catalog, inventory and orders.
 
 Every command answers `{"id", "version", "position"}` with `ETag` and `X-Position`. Send
@@ -43,32 +58,79 @@ def record_append(streams: Sequence[StreamAppend], _: Position, seconds: float) 
         labelled(EVENTS_APPENDED, stream.stream_type).inc(len(stream.events))
 
 
-def wire(app: FastAPI, settings: Settings, engine: AsyncEngine) -> list[Coalescer]:
-    """Attach the concrete adapters to the app; returns the signals to start and stop."""
+# NOTIFY is the fast path; the dramatiq message reaches workers whose LISTEN is down (a tick
+# would too, later). A few a second is plenty, and each costs a thread hop and a Redis script.
+DRAMATIQ_INTERVAL = 0.2
+
+
+def dramatiq_signal(broker: RedisBroker, min_interval: float = DRAMATIQ_INTERVAL) -> Coalescer:
+    """Sends `appended(token)` after commits, from a thread (the Redis client blocks)."""
+
+    async def send(position: Position) -> None:
+        await asyncio.to_thread(broker.enqueue, appended_message(position.token))
+
+    return Coalescer(send, "dramatiq", min_interval)
+
+
+@dataclass
+class Wired:
+    """What the command API's lifespan opened, to close at shutdown."""
+
+    engine: AsyncEngine
+    signals: list[Coalescer]
+    ops_client: AsyncMongoClient[Document] | None = None
+
+
+def wire(app: FastAPI, settings: Settings) -> Wired:
+    """Build the concrete adapters and hand the routes their ports (in `app.state`)."""
+    engine = create_engine(settings, "ordertrail-command-api")
     store = PostgresEventStore(
         engine, settings.idempotency_ttl_seconds, settings.idempotency_lock_seconds
     )
+    broker = create_broker(settings.redis_url)
     # Workers wake on NOTIFY and on a dramatiq message; either may be lost, the tick covers it.
-    signals = [postgres_notifier(store), dramatiq_signal(settings)]
+    signals = [postgres_notifier(store), dramatiq_signal(broker)]
     for signal in signals:
         store.on_appended(forward_to(signal))
     store.on_appended(record_append)
-    app.state.settings, app.state.engine = settings, engine
+    app.state.settings = settings
     app.state.repository = Repository(store, retries=settings.command_retries, on_retry=count_retry)
-    return signals
+    app.state.probe = lambda: ping(engine)
+    wired = Wired(engine, signals)
+    if OPS_ROUTES:
+        wired.ops_client = wire_ops(app, settings, engine, store, broker)
+    return wired
+
+
+def wire_ops(
+    app: FastAPI,
+    settings: Settings,
+    engine: AsyncEngine,
+    store: PostgresEventStore,
+    broker: RedisBroker,
+) -> AsyncMongoClient[Document]:
+    """The ops routes' ports: the read side over this process's engine, and the job queue."""
+    from ops.routes import OpsPorts, enqueuer
+    from workers.bootstrap import read_side_over
+
+    # Connected lazily, per ops request: no command ever waits on the read-model database.
+    client = create_mongo_client(settings, "ordertrail-command-api-ops")
+    side = read_side_over(engine, database(client, settings), store)
+    stalled = settings.subscriber_stalled_seconds
+    app.state.ops = OpsPorts(side, enqueuer(broker.enqueue), stalled)
+    return client
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the command API; `settings` default to the environment's."""
+    """Build the command API; `settings` default to the environment's (read once, here)."""
     settings = settings or get_settings()
     settings.require_secret()
     configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings, "ordertrail-command-api")
-        signals = wire(app, settings, engine)
-        for signal in signals:
+        wired = wire(app, settings)
+        for signal in wired.signals:
             signal.start()
         # Read once: OpenTelemetry providers are configured before the app serves, if at all.
         app.state.traced = natively_traced(app)
@@ -76,20 +138,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for signal in signals:
+            for signal in wired.signals:
                 await signal.stop()
-            if ops_client is not None:
-                await ops_client.close()
-            await dispose(engine)
+            if wired.ops_client is not None:
+                await wired.ops_client.close()
+            await dispose(wired.engine)
 
     app = FrontedFastAPI(
         title="ordertrail command API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
     errors.install(app)
-    routers = [openapi.document(module.router) for module in (products, stock, orders, ops, health)]
+    routers = [openapi.document(module.router) for module in (products, stock, orders, health)]
     for router in routers:
         app.include_router(router)
-    ops_client = attach_ops(app, settings)
+    if OPS_ROUTES:
+        from ops.routes import mount
+
+        mount(app, settings.metrics_refresh_seconds)
     openapi.declare_bearer(app)
     app.front = front(app, routers, settings)
     return app
@@ -106,12 +171,3 @@ def front(app: FrontedFastAPI, routers: list[APIRouter], settings: Settings) -> 
 
         inner = CommandFastPath(inner, routes, app.exception_handlers, untraced)
     return RequestContextMiddleware(inner, max_body_bytes=settings.max_body_bytes)
-
-
-def attach_ops(app: FastAPI, settings: Settings) -> Any:
-    """Operator routes (status, rebuild, replay) from the ops package, when it is installed."""
-    try:
-        from ops.api import attach
-    except ImportError:  # a command side deployed without the read side still serves commands
-        return None
-    return attach(app, settings)

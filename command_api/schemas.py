@@ -16,7 +16,6 @@ from pydantic import (
     model_validator,
 )
 
-from core.timestamps import Instant
 from domain import commands
 from domain.values import MAX_LINES, MAX_ON_HAND, MAX_PRICE, MAX_QUANTITY, Unit
 
@@ -193,26 +192,3 @@ class CommandResponse(BaseModel):
     id: UUID
     version: int
     position: str | None
-
-
-class StoredEventResponse(BaseModel):
-    """One stored event."""
-
-    position: str
-    event_id: UUID
-    stream_id: UUID
-    stream_type: str
-    version: int
-    type: str
-    schema_version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    recorded_at: Instant
-
-
-class StreamEventsResponse(BaseModel):
-    """A page of a stream's events."""
-
-    stream_id: UUID
-    events: list[StoredEventResponse]
-    next_from_version: int | None

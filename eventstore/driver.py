@@ -15,6 +15,7 @@ import weakref
 from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
 
@@ -136,3 +137,9 @@ async def dispose(engine: AsyncEngine) -> None:
     if pool is not None:
         await pool.close()
     await engine.dispose()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the server (readiness)."""
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))

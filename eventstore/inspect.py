@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +29,13 @@ _HOLDERS = sa.text(
     "left(query, 200) AS query FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
     "ORDER BY age(backend_xid) DESC LIMIT 5"
 )
+_STREAMS = sa.text(
+    "SELECT stream_id FROM events WHERE stream_type = :stream_type AND type = ANY(:types) "
+    "AND (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position) "
+    "GROUP BY stream_id ORDER BY stream_id"
+)
+_KNOWN_STREAMS = sa.text("SELECT DISTINCT stream_id FROM events WHERE stream_id = ANY(:ids)")
+_KNOWN_POSITIONS = sa.text("SELECT position FROM events WHERE position = ANY(:ids)")
 
 
 @dataclass(frozen=True)
@@ -46,27 +55,59 @@ class Behind:
     oldest_recorded_at: datetime | None
 
 
-async def head(engine: AsyncEngine) -> Head:
-    """The store's head and the current watermark."""
-    async with translate_errors(), engine.connect() as conn:
-        row = (await conn.execute(_HEAD)).first()
-        xmin = (await conn.execute(_WATERMARK)).scalar_one()
-    if row is None:
-        return Head(None, None, int(xmin))
-    return Head(Position(row.txid, row.position), row.recorded_at, int(xmin))
+class PostgresInspector:
+    """What the PostgreSQL store says about itself, for status, rebuilds and the audit."""
 
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
 
-async def behind(engine: AsyncEngine, checkpoint: Position | None) -> Behind:
-    """Committed events after `checkpoint` (readable or still behind the watermark)."""
-    after = checkpoint or ORIGIN
-    params = {"txid": str(after.transaction_id), "position": after.position}
-    async with translate_errors(), engine.connect() as conn:
-        row = (await conn.execute(_BEHIND, params)).one()
-    return Behind(int(row.events), row.oldest)
+    async def head(self) -> Head:
+        """The store's head and the current watermark."""
+        async with translate_errors(), self.engine.connect() as conn:
+            row = (await conn.execute(_HEAD)).first()
+            xmin = (await conn.execute(_WATERMARK)).scalar_one()
+        if row is None:
+            return Head(None, None, int(xmin))
+        return Head(Position(row.txid, row.position), row.recorded_at, int(xmin))
 
+    async def behind(self, checkpoint: Position | None) -> Behind:
+        """Committed events after `checkpoint` (readable or still behind the watermark)."""
+        after = checkpoint or ORIGIN
+        params = {"txid": str(after.transaction_id), "position": after.position}
+        async with translate_errors(), self.engine.connect() as conn:
+            row = (await conn.execute(_BEHIND, params)).one()
+        return Behind(int(row.events), row.oldest)
 
-async def watermark_holders(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """The oldest transactions with an xid: what keeps the watermark (and readers) back."""
-    async with translate_errors(), engine.connect() as conn:
-        rows = (await conn.execute(_HOLDERS)).mappings().all()
-    return [dict(row) for row in rows]
+    async def watermark_holders(self) -> list[dict[str, Any]]:
+        """The oldest transactions with an xid: what keeps the watermark (and readers) back."""
+        async with translate_errors(), self.engine.connect() as conn:
+            rows = (await conn.execute(_HOLDERS)).mappings().all()
+        return [dict(row) for row in rows]
+
+    async def stream_ids(
+        self, stream_type: str, types: Iterable[str], upto: Position, page: int
+    ) -> AsyncIterator[list[UUID]]:
+        """Pages of the streams of `stream_type` with an event of `types` by `upto`, by id."""
+        params = {
+            "stream_type": stream_type,
+            "types": sorted(types),
+            "txid": str(upto.transaction_id),
+            "position": upto.position,
+        }
+        # A server-side cursor: the list of streams is never held whole.
+        async with translate_errors(), self.engine.connect() as conn:
+            result = await conn.stream(_STREAMS, params)
+            async for rows in result.partitions(page):
+                yield [row.stream_id for row in rows]
+
+    async def known_streams(self, ids: Iterable[UUID]) -> set[UUID]:
+        """Those of `ids` that have events."""
+        return await self._known(_KNOWN_STREAMS, list(ids))
+
+    async def known_positions(self, positions: Iterable[int]) -> set[int]:
+        """Those of `positions` that hold an event."""
+        return await self._known(_KNOWN_POSITIONS, list(positions))
+
+    async def _known(self, statement: sa.TextClause, ids: list[Any]) -> set[Any]:
+        async with translate_errors(), self.engine.connect() as conn:
+            return set((await conn.execute(statement, {"ids": ids})).scalars().all())

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -22,13 +20,14 @@ from rich.progress import (
 from rich.table import Table
 
 from core.settings import Settings, get_settings
-from ops.status import gather_status
+from ops.status import gather_status, to_json
 from projections.registry import PROJECTIONS
+from subscriptions import FULFILMENT
+from subscriptions.ports import ReadSide
+from workers.bootstrap import read_side, repository
 from workers.completeness import audit_projection
-from workers.fulfilment import FulfilmentProcess
 from workers.rebuild import RebuildResult, rebuild
 from workers.replay import replay_stream, retry_parked
-from workers.runtime import Stores, stores
 
 console = Console()
 T = TypeVar("T")
@@ -36,12 +35,12 @@ Projection = Annotated[str | None, typer.Argument(help=f"One of: {', '.join(PROJ
 All = Annotated[bool, typer.Option("--all", help="Every projection")]
 
 
-def run(work: Callable[[Stores], Awaitable[T]], settings: Settings | None = None) -> T:
-    """Open the stores, run `work`, close them."""
+def run(work: Callable[[ReadSide], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Open the stores (settings read once, here, unless given), run `work`, close them."""
 
     async def main() -> T:
-        async with stores(settings or get_settings()) as opened:
-            return await work(opened)
+        async with read_side(settings or get_settings(), "ordertrail-ops") as side:
+            return await work(side)
 
     return asyncio.run(main())
 
@@ -56,17 +55,11 @@ def chosen(projection: str | None, every: bool) -> list[str]:
     return [projection]
 
 
-def to_json(data: Any) -> str:
-    """JSON with datetimes as ISO strings."""
-    return json.dumps(
-        data, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)
-    )
-
-
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Per subscriber: checkpoint, lag, owner, parked events, last error; the store's head."""
-    stalled = get_settings().subscriber_stalled_seconds
-    report = run(lambda s: gather_status(*s, stalled_after=stalled))
+    settings = get_settings()
+    stalled = settings.subscriber_stalled_seconds
+    report = run(lambda side: gather_status(side, stalled_after=stalled), settings)
     if as_json:
         typer.echo(to_json(report))
         return
@@ -107,7 +100,7 @@ def rebuild_command(
         )
 
 
-async def _rebuild_with_bar(name: str, s: Stores, restart: bool) -> RebuildResult:
+async def _rebuild_with_bar(name: str, side: ReadSide, restart: bool) -> RebuildResult:
     columns = (
         TextColumn(f"[bold]{name}"),
         BarColumn(),
@@ -124,13 +117,13 @@ async def _rebuild_with_bar(name: str, s: Stores, restart: bool) -> RebuildResul
             elapsed = asyncio.get_running_loop().time() - started
             bar.update(task, completed=done, total=total, rate=f"{done / max(elapsed, 1e-9):,.0f}")
 
-        return await rebuild(name, *s, progress=progress, restart=restart)
+        return await rebuild(name, side, progress=progress, restart=restart)
 
 
 def replay(stream: Annotated[UUID, typer.Option("--stream", help="The stream id")]) -> None:
     """Re-project one stream into every projection that handles it."""
     try:
-        rewritten = run(lambda s: replay_stream(stream, *s))
+        rewritten = run(lambda side: replay_stream(stream, side))
     except KeyError as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(1) from exc
@@ -146,8 +139,8 @@ def audit(
     """Prove each projection applied every event it handles; exit 1 if there is a hole."""
     names = chosen(projection, every)
 
-    async def work(s: Stores) -> dict[str, Any]:
-        return {name: await audit_projection(name, *s) for name in names}
+    async def work(side: ReadSide) -> dict[str, Any]:
+        return {name: await audit_projection(name, side) for name in names}
 
     report = run(work)
     if as_json:
@@ -166,9 +159,12 @@ def retry_parked_command(
     projection: Annotated[str, typer.Argument(help="The projection, or fulfilment")],
 ) -> None:
     """Apply a subscriber's parked events again (after a fix); exit 1 if some still fail."""
-    if projection != FulfilmentProcess.name:
+    if projection != FULFILMENT:
         chosen(projection, False)
-    result = run(lambda s: retry_parked(projection, *s))
+    settings = get_settings()
+    result = run(
+        lambda side: retry_parked(projection, side, repository(side.store, settings)), settings
+    )
     console.print(f"{projection}: {result['fixed']} of {result['retried']} parked event(s) applied")
     for failure in result["still_failing"]:
         console.print(f"  still failing: {failure}")

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from eventstore.inspect import behind, head, watermark_holders
 from eventstore.positions import Position
 from projections.aliases import Aliases
-from projections.base import Document
 from projections.checkpoints import subscriber_status
-from projections.registry import PROJECTIONS
-from workers.fulfilment import FulfilmentProcess
-from workers.lease import owners
+from subscriptions import PROJECTION_NAMES, SUBSCRIBER_NAMES
+from subscriptions.ports import ReadSide
 
-SUBSCRIBERS = [*PROJECTIONS, FulfilmentProcess.name]
+SUBSCRIBERS = list(SUBSCRIBER_NAMES)
 
 
 def subscriber_state(
@@ -38,19 +33,17 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def gather_status(
-    engine: AsyncEngine, db: AsyncDatabase[Document], stalled_after: float = 30.0
-) -> dict[str, Any]:
+async def gather_status(side: ReadSide, stalled_after: float = 30.0) -> dict[str, Any]:
     """Everything `status` shows, as plain JSON-able data."""
-    now = datetime.now(UTC)
-    store_head = await head(engine)
-    checkpoints = await subscriber_status(db, SUBSCRIBERS)
-    leases = await owners(engine, SUBSCRIBERS)
-    aliases = Aliases(db)
+    now, inspector = side.clock(), side.inspector
+    store_head = await inspector.head()
+    checkpoints = await subscriber_status(side.db, SUBSCRIBERS)
+    leases = await side.leases.owners(SUBSCRIBERS)
+    aliases = Aliases(side.db)
     subscribers = {}
     for name, checkpoint in checkpoints.items():
         position = Position.parse(checkpoint["token"]) if checkpoint["token"] else None
-        lag = await behind(engine, position)
+        lag = await inspector.behind(position)
         lag_seconds = (
             (now - lag.oldest_recorded_at).total_seconds() if lag.oldest_recorded_at else 0
         )
@@ -65,10 +58,10 @@ async def gather_status(
             "lag_seconds": round(max(lag_seconds, 0.0), 3),
             "owner": owner,
         }
-        if name in PROJECTIONS:
+        if name in PROJECTION_NAMES:
             subscribers[name]["generation"] = (await aliases.live(name))[0]
             subscribers[name]["rebuilding"] = await aliases.pending(name)
-    holders = await watermark_holders(engine)
+    holders = await inspector.watermark_holders()
     return {
         "at": now,
         "store": {
@@ -84,3 +77,10 @@ async def gather_status(
 def _age(now: datetime, holder: dict[str, Any]) -> float:
     started: datetime = holder["xact_start"]
     return (now - started).total_seconds()
+
+
+def to_json(data: Any) -> str:
+    """JSON with datetimes as ISO strings."""
+    return json.dumps(
+        data, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from pymongo import InsertOne, ReplaceOne
@@ -22,52 +22,10 @@ from pymongo.errors import BulkWriteError
 
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
+from subscriptions import ConcurrentWrite, ProjectorError
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
-
-
-class Subscriber(Protocol):
-    """Something that follows the event store: a projection or a process manager."""
-
-    name: str
-    handles: frozenset[str]
-
-    async def apply(self, events: Sequence[StoredEvent]) -> None:
-        """Apply events (all of types in `handles`, in commit order); must be idempotent."""
-        ...
-
-
-class Repairable(Subscriber, Protocol):
-    """A projection that can rebuild some documents from given events (replay, retry-parked)."""
-
-    def key(self, event: StoredEvent) -> str | None:
-        """The document `event` changes (None: none)."""
-        ...
-
-    def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
-        """Streams whose events feed the documents `events` touch."""
-        ...
-
-    async def rewrite(self, events: Sequence[StoredEvent], upto: Position | None = None) -> int:
-        """Replace the documents `events` touch with a fold of these events up to `upto`."""
-        ...
-
-    async def force(self, event: StoredEvent) -> None:
-        """Fold one never-applied event into its current documents."""
-        ...
-
-
-class ProjectorError(Exception):
-    """Projection code failed on one event (as opposed to the database failing)."""
-
-    def __init__(self, event: StoredEvent, cause: BaseException) -> None:
-        self.event, self.cause = event, cause
-        super().__init__(f"{event.type} at {event.token}: {type(cause).__name__}: {cause}")
-
-
-class ConcurrentWrite(Exception):
-    """A guarded write matched nothing: someone else changed the document; retry the batch."""
 
 
 def cents(amount: str | Decimal) -> int:

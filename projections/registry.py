@@ -8,11 +8,12 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from projections.audit_log import AuditLogProjection
-from projections.base import Document, Subscriber
+from projections.base import Document
 from projections.orders import OrdersProjection
 from projections.products import ProductsProjection
 from projections.sales_daily import SalesDailyProjection
 from projections.stock import StockProjection
+from subscriptions import PROJECTION_NAMES, Subscriber
 
 PROJECTIONS = {
     cls.name: cls
@@ -24,6 +25,8 @@ PROJECTIONS = {
         AuditLogProjection,
     )
 }
+# The names other processes use without importing any projection: the same, in the same order.
+assert tuple(PROJECTIONS) == PROJECTION_NAMES, "subscriptions.PROJECTION_NAMES is out of date"
 
 # Logical collection -> indexes, one per query the query API makes.
 INDEXES: dict[str, list[IndexModel]] = {

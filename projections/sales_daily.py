@@ -24,12 +24,12 @@ from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.base import (
     Document,
-    ProjectorError,
     ReadModel,
     cents,
     guarded_bulk_write,
     money,
 )
+from subscriptions import ProjectorError
 
 ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
 

@@ -35,6 +35,7 @@ from tests.support.servers import (
     run_sql,
     with_database,
 )
+from workers.bootstrap import subscription_service
 from workers.service import SubscriptionService
 
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
@@ -249,7 +250,7 @@ def read_settings(
 @pytest.fixture
 async def worker(read_settings: Settings, clean_db: None) -> AsyncIterator[SubscriptionService]:
     """A worker following the store (as `dramatiq workers.actors` would, in process)."""
-    service, stop = SubscriptionService(read_settings), asyncio.Event()
+    service, stop = subscription_service(read_settings), asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     yield service
     stop.set()

@@ -10,33 +10,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
 
 from core import heap
 from core.logging import configure_logging
-from core.settings import get_settings
-from core.signals import APPENDED_ACTOR, QUEUE, REBUILD_ACTOR, REPLAY_ACTOR, create_broker
+from core.settings import Settings, get_settings
 from core.supervisor import Supervisor
+from messaging import APPENDED_ACTOR, QUEUE, REBUILD_ACTOR, REPLAY_ACTOR, create_broker
+from subscriptions.ports import ReadSide
+from workers.bootstrap import read_side, subscription_service, worker_name
 from workers.health import HealthServer
 from workers.runtime import rebuild_job, replay_job
-from workers.service import SubscriptionService
 
 log = logging.getLogger(__name__)
 SERVICE_TASK = "subscription-service"
+Job = Callable[[ReadSide, str, str, str], Awaitable[None]]
 
 
 class SubscriptionMiddleware(dramatiq.Middleware):
     """Runs the subscription service beside dramatiq's consumer threads."""
 
-    def __init__(self) -> None:
-        self.service = SubscriptionService(get_settings())
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.service = subscription_service(settings)
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._outer: Supervisor | None = None
-        self._health = HealthServer(get_settings().worker_metrics_port, self.health)
+        self._health = HealthServer(settings.worker_metrics_port, self.health)
 
     def health(self) -> dict[str, Any]:
         """This worker's health: its subscription service's, and whether that is running."""
@@ -50,7 +54,7 @@ class SubscriptionMiddleware(dramatiq.Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         """Start the service thread (and the health endpoint, if a port is set)."""
-        if get_settings().worker_metrics_port:
+        if self.settings.worker_metrics_port:
             self._health.start()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(ready,), name="subscriptions")
@@ -80,9 +84,11 @@ class SubscriptionMiddleware(dramatiq.Middleware):
         asyncio.run(serve())
 
 
-configure_logging(get_settings().log_level)
-subscriptions = SubscriptionMiddleware()
-broker = create_broker(get_settings())
+# Settings are read once, here: everything below is given what it needs.
+SETTINGS = get_settings()
+configure_logging(SETTINGS.log_level)
+subscriptions = SubscriptionMiddleware(SETTINGS)
+broker = create_broker(SETTINGS.redis_url)
 broker.add_middleware(subscriptions)
 dramatiq.set_broker(broker)
 
@@ -91,6 +97,12 @@ dramatiq.set_broker(broker)
 def appended(token: str) -> None:
     """Events were appended up to `token`: wake the subscribers now rather than at the tick."""
     subscriptions.service.wake()
+
+
+async def run_job(job: Job, job_id: str, target: str) -> None:
+    """Open the stores, run one ops job on them as this worker, close them."""
+    async with read_side(SETTINGS, "ordertrail-job") as side:
+        await job(side, worker_name(SETTINGS), job_id, target)
 
 
 # A rebuild of a large store takes a while; its progress is in the job document meanwhile.
@@ -102,7 +114,7 @@ JOB_TIME_LIMIT_MS = 6 * 3600 * 1000
 )
 def rebuild_projection(job_id: str, projection: str) -> None:
     """Rebuild a projection blue/green (job `job_id`)."""
-    asyncio.run(rebuild_job(get_settings(), job_id, projection))
+    asyncio.run(run_job(rebuild_job, job_id, projection))
 
 
 @dramatiq.actor(
@@ -110,4 +122,4 @@ def rebuild_projection(job_id: str, projection: str) -> None:
 )
 def replay_stream(job_id: str, stream_id: str) -> None:
     """Re-project one stream (job `job_id`)."""
-    asyncio.run(replay_job(get_settings(), job_id, stream_id))
+    asyncio.run(run_job(replay_job, job_id, stream_id))

@@ -31,20 +31,18 @@ from typing import Any
 from uuid import UUID
 
 import bson
-import sqlalchemy as sa
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.values import stock_item_id
+from eventstore.base import EventStore
 from eventstore.positions import Position
-from eventstore.postgres import PostgresEventStore, translate_errors
 from eventstore.records import StoredEvent
 from projections.aliases import Aliases
 from projections.audit_log import audit_entry
 from projections.base import Document, DocumentProjection
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import build
+from subscriptions.ports import ReadSide, StoreInspector
 
 Hole = dict[str, Any]
 PAGE = 200
@@ -57,25 +55,15 @@ PRIMARY: dict[str, tuple[str, Callable[[str], UUID]]] = {
     "sales_daily": ("Order", UUID),
 }
 
-_STREAMS = sa.text(
-    "SELECT stream_id FROM events WHERE stream_type = :stream_type AND type = ANY(:types) "
-    "AND (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position) "
-    "GROUP BY stream_id ORDER BY stream_id"
-)
-_KNOWN_STREAMS = sa.text("SELECT DISTINCT stream_id FROM events WHERE stream_id = ANY(:ids)")
-_KNOWN_POSITIONS = sa.text("SELECT position FROM events WHERE position = ANY(:ids)")
 
-
-async def audit_projection(
-    name: str, engine: AsyncEngine, db: AsyncDatabase[Document]
-) -> dict[str, Any]:
+async def audit_projection(name: str, side: ReadSide) -> dict[str, Any]:
     """{checked, holes, checkpoint} for one projection, as of its checkpoint."""
-    aliases = Aliases(db)
+    db, aliases = side.db, Aliases(side.db)
     for _ in range(ATTEMPTS):
         upto = await Checkpoints(db).load(name)  # first: everything after it is lag
         generation, names = await aliases.live(name)
         parked = await ParkedEvents(db).list(name)
-        checked, holes = await _audit(name, engine, db, names, upto, parked)
+        checked, holes = await _audit(name, side, names, upto, parked)
         if (await aliases.live(name))[0] == generation:
             holes += [_parked_hole(p) for p in parked]
             return {"checked": checked, "holes": holes, "checkpoint": upto and upto.token}
@@ -89,34 +77,33 @@ def _parked_hole(parked: Document) -> Hole:
 
 async def _audit(
     name: str,
-    engine: AsyncEngine,
-    db: AsyncDatabase[Document],
+    side: ReadSide,
     names: dict[str, str],
     upto: Position | None,
     parked: list[Document],
 ) -> tuple[int, list[Hole]]:
     if upto is None:
         return 0, []
-    projection = build(name, db, names)
+    projection = build(name, side.db, names)
     skip = {p["position"] for p in parked}
     if name == "audit_log":
-        collection = db[names["audit_log"]]
-        return await _audit_log(engine, collection, upto)
+        collection = side.db[names["audit_log"]]
+        return await _audit_log(side, collection, upto)
     if name == "sales_daily":
         # Imported here: the sales audit builds on this module's helpers.
         from workers.completeness_sales import audit_sales
 
-        return await audit_sales(projection, engine, upto, skip)  # type: ignore[arg-type]
+        return await audit_sales(projection, side, upto, skip)  # type: ignore[arg-type]
     assert isinstance(projection, DocumentProjection)
-    return await _audit_documents(projection, engine, upto, skip)
+    return await _audit_documents(projection, side, upto, skip)
 
 
 async def _audit_documents(
-    projection: DocumentProjection, engine: AsyncEngine, upto: Position, skip: set[str]
+    projection: DocumentProjection, side: ReadSide, upto: Position, skip: set[str]
 ) -> tuple[int, list[Hole]]:
     """Each document equals the fold of its events; every stream has its document."""
-    store, checked, holes = PostgresEventStore(engine), 0, []
-    async for ids in primary_streams(engine, projection, upto):
+    store, checked, holes = side.store, 0, []
+    async for ids in primary_streams(side.inspector, projection, upto):
         by_key = await _events_by_key(projection, store, ids)
         found = await documents(projection.collection, by_key)
         if any(doc["_last"] > upto.token for doc in found.values()):
@@ -128,12 +115,12 @@ async def _audit_documents(
             expected, bad = refold(projection.fold, key, evs, bound, skip)
             holes += bad + compare(projection.collection, key, expected, found.get(key))
             checked += 1
-    holes += await unexpected(engine, projection.collection, PRIMARY[projection.name][1])
+    holes += await unexpected(side.inspector, projection.collection, PRIMARY[projection.name][1])
     return checked, holes
 
 
 async def _events_by_key(
-    projection: DocumentProjection, store: PostgresEventStore, ids: list[UUID]
+    projection: DocumentProjection, store: EventStore, ids: list[UUID]
 ) -> dict[str, list[StoredEvent]]:
     """The handled events of these streams and of the streams they draw on, by document."""
     streams = await read_streams(store, set(ids))
@@ -145,20 +132,12 @@ async def _events_by_key(
     return by_key
 
 
-async def primary_streams(
-    engine: AsyncEngine, projection: Any, upto: Position
+def primary_streams(
+    inspector: StoreInspector, projection: Any, upto: Position
 ) -> AsyncIterator[list[UUID]]:
     """Pages of the streams that make a projection's documents, with a handled event by `upto`."""
-    params = {
-        "stream_type": PRIMARY[projection.name][0],
-        "types": sorted(projection.handles),
-        "txid": str(upto.transaction_id),
-        "position": upto.position,
-    }
-    async with translate_errors(), engine.connect() as conn:
-        result = await conn.stream(_STREAMS, params)
-        async for rows in result.partitions(PAGE):
-            yield [row.stream_id for row in rows]
+    stream_type = PRIMARY[projection.name][0]
+    return inspector.stream_ids(stream_type, projection.handles, upto, PAGE)
 
 
 # Streams read at once: a page's worth at a time took as many connections as the pool allowed,
@@ -166,7 +145,7 @@ async def primary_streams(
 READ_CONCURRENCY = 4
 
 
-async def read_streams(store: PostgresEventStore, ids: Iterable[UUID]) -> list[list[StoredEvent]]:
+async def read_streams(store: EventStore, ids: Iterable[UUID]) -> list[list[StoredEvent]]:
     """Whole streams, through the store's read path (so upcast like every reader's)."""
     ordered, streams = sorted(ids), []
     for start in range(0, len(ordered), READ_CONCURRENCY):
@@ -234,7 +213,9 @@ def compare(
 
 
 async def unexpected(
-    engine: AsyncEngine, collection: AsyncCollection[Document], stream_of: Callable[[str], UUID]
+    inspector: StoreInspector,
+    collection: AsyncCollection[Document],
+    stream_of: Callable[[str], UUID],
 ) -> list[Hole]:
     """Documents whose stream the store does not have, paging the collection by `_id`."""
     holes: list[Hole] = []
@@ -245,7 +226,7 @@ async def unexpected(
                 streams[key] = stream_of(key)
             except (ValueError, TypeError):
                 holes.append({"kind": "unexpected", "id": key})
-        known = await _known(engine, _KNOWN_STREAMS, list(streams.values()))
+        known = await inspector.known_streams(streams.values())
         holes += [{"kind": "unexpected", "id": k} for k, s in streams.items() if s not in known]
     return holes
 
@@ -262,16 +243,11 @@ async def _pages(collection: AsyncCollection[Document]) -> AsyncIterator[list[An
         after = keys[-1]
 
 
-async def _known(engine: AsyncEngine, statement: sa.TextClause, ids: list[Any]) -> set[Any]:
-    async with translate_errors(), engine.connect() as conn:
-        return set((await conn.execute(statement, {"ids": ids})).scalars().all())
-
-
 async def _audit_log(
-    engine: AsyncEngine, collection: AsyncCollection[Document], upto: Position
+    side: ReadSide, collection: AsyncCollection[Document], upto: Position
 ) -> tuple[int, list[Hole]]:
     """Every event up to the checkpoint has its exact entry; every entry has its event."""
-    store, checked, holes, after = PostgresEventStore(engine), 0, [], None
+    store, checked, holes, after = side.store, 0, [], None
     while page := [e for e in await store.read_all(after, PAGE * 5) if e.position <= upto]:
         found = await documents(collection, [e.position.position for e in page])
         for event in page:
@@ -279,6 +255,6 @@ async def _audit_log(
             holes += compare(collection, event.token, entry, found.get(entry["_id"]))
         checked, after = checked + len(page), page[-1].position
     async for ids in _pages(collection):
-        known = await _known(engine, _KNOWN_POSITIONS, ids)
+        known = await side.inspector.known_positions(ids)
         holes += [{"kind": "unexpected", "position": p} for p in ids if p not in known]
     return checked, holes

@@ -12,13 +12,11 @@ import copy
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from eventstore.positions import Position
-from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoredEvent
 from projections.base import Document
 from projections.sales_daily import ORDER_EVENTS, SalesDailyProjection, count, empty_day, fold_order
+from subscriptions.ports import ReadSide
 from workers.completeness import (
     Hole,
     compare,
@@ -31,15 +29,15 @@ from workers.completeness import (
 
 
 async def audit_sales(
-    projection: SalesDailyProjection, engine: AsyncEngine, upto: Position, skip: set[str]
+    projection: SalesDailyProjection, side: ReadSide, upto: Position, skip: set[str]
 ) -> tuple[int, list[Hole]]:
     """Holes in the order states and in the days' counters."""
     days = {doc["_id"]: doc async for doc in projection.days.find({})}
     bounds = {day: max(upto.token, doc.get("_last", "")) for day, doc in days.items()}
     newest = Position.parse(max([upto.token, *bounds.values()]))
-    store, checked, holes = PostgresEventStore(engine), 0, []
+    store, checked, holes = side.store, 0, []
     expected: dict[str, Document] = {}
-    async for ids in primary_streams(engine, projection, newest):
+    async for ids in primary_streams(side.inspector, projection, newest):
         found = await documents(projection.orders, [str(i) for i in ids])
         for stream in await read_streams(store, ids):
             events = [e for e in stream if e.type in ORDER_EVENTS]
@@ -53,7 +51,7 @@ async def audit_sales(
         want, have = _figures(expected.get(day)), _figures(days.get(day))
         if want != have:
             holes.append({"kind": "wrong_totals", "day": day, "expected": want, "found": have})
-    return checked, holes + await unexpected(engine, projection.orders, UUID)
+    return checked, holes + await unexpected(side.inspector, projection.orders, UUID)
 
 
 def _state(state: Document | None, event: StoredEvent) -> Document:

@@ -26,7 +26,6 @@ from pymongo.errors import AutoReconnect, DocumentTooLarge, NetworkTimeout
 
 from core.settings import Settings
 from eventstore.records import StoredEvent, StoreUnavailable
-from workers.runner import CatchUp
 
 POISONS: tuple[type[Exception], ...] = (
     ValueError,
@@ -118,11 +117,10 @@ class Injector:
                 raise self.plan.poison_for(subscriber, event)
 
 
-def inject_faults(catch_up: CatchUp, settings: Settings) -> CatchUp:
-    """`catch_up`, failing as `ORDERTRAIL_FAULT_INJECTION` says (test mode only)."""
+def fault_plan(settings: Settings) -> Injector | None:
+    """The faults `ORDERTRAIL_FAULT_INJECTION` asks for (test mode only), if any."""
     if not settings.fault_injection:
-        return catch_up
+        return None
     if settings.environment != "test":
         raise RuntimeError("ORDERTRAIL_FAULT_INJECTION is only allowed with ORDERTRAIL_ENV=test")
-    catch_up.faults = Injector(FaultPlan.parse(settings.fault_injection))
-    return catch_up
+    return Injector(FaultPlan.parse(settings.fault_injection))

@@ -19,7 +19,7 @@ from domain.orders import PENDING, Order
 from domain.values import stock_item_id
 from eventstore.records import StoredEvent
 from eventstore.repository import Context, Repository
-from projections.base import ProjectorError
+from subscriptions import FULFILMENT, ProjectorError
 
 log = logging.getLogger(__name__)
 ACTOR = "fulfilment"
@@ -28,7 +28,7 @@ ACTOR = "fulfilment"
 class FulfilmentProcess:
     """Reacts to order events by issuing stock and order commands."""
 
-    name = "fulfilment"
+    name = FULFILMENT
     handles = frozenset({"OrderPlaced", "OrderCancelled", "OrderShipped"})
 
     def __init__(self, repo: Repository) -> None:

@@ -12,12 +12,8 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
-from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from projections.base import Document
 from projections.checkpoints import Checkpoints
-from workers.lease import Lease, owners
+from subscriptions.ports import Lease, Leases, ReadSide
 
 FLAG_SECONDS = 30.0
 
@@ -27,15 +23,13 @@ class HandoffTimeout(Exception):
 
 
 @contextlib.asynccontextmanager
-async def handoff(
-    engine: AsyncEngine, db: AsyncDatabase[Document], name: str, wait: float = 30.0
-) -> AsyncIterator[Lease]:
+async def handoff(side: ReadSide, name: str, wait: float = 30.0) -> AsyncIterator[Lease]:
     """Own subscriber `name` while inside; the workers resume it afterwards."""
-    checkpoints, lease, taker = Checkpoints(db), Lease(engine, name), uuid.uuid4().hex
+    checkpoints, lease, taker = Checkpoints(side.db), side.leases.lease(name), uuid.uuid4().hex
     await checkpoints.request_handoff(name, FLAG_SECONDS, taker)
     renew = asyncio.create_task(_renew(checkpoints, name, taker))
     try:
-        await _acquire(lease, wait)
+        await _acquire(side.leases, lease, wait)
         yield lease
     finally:
         renew.cancel()
@@ -45,11 +39,11 @@ async def handoff(
         await checkpoints.end_handoff(name, taker)
 
 
-async def _acquire(lease: Lease, wait: float) -> None:
+async def _acquire(leases: Leases, lease: Lease, wait: float) -> None:
     if not await lease.acquire(wait):
         # Name the holder: an owner that never lets go is a worker that cannot see the request
         # (another read-model database) or one that is stuck, and the operator must find it.
-        holder = (await owners(lease.engine, [lease.name])).get(lease.name)
+        holder = (await leases.owners([lease.name])).get(lease.name)
         raise HandoffTimeout(
             f"the owner of {lease.name} did not let go in {wait:.0f}s (held by {holder})"
         )

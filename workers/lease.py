@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -100,7 +101,7 @@ _OWNERS = sa.text(
 )
 
 
-async def owners(engine: AsyncEngine, names: list[str]) -> dict[str, dict[str, object]]:
+async def owners(engine: AsyncEngine, names: Sequence[str]) -> dict[str, dict[str, object]]:
     """Who holds each subscriber's lease: {name: {worker, pid, since}} (absent: nobody)."""
     # pg_locks splits the key into two unsigned 32-bit halves; the query joins them back into a
     # signed bigint, so compare with the signed key (a negative key never matched unsigned).
@@ -113,3 +114,18 @@ async def owners(engine: AsyncEngine, names: list[str]) -> dict[str, dict[str, o
             worker = row.application_name.removeprefix("ordertrail-worker ")
             found[name] = {"worker": worker, "pid": row.pid, "since": row.backend_start}
     return found
+
+
+class PostgresLeases:
+    """Leases on one PostgreSQL server: the `Leases` port's adapter."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def lease(self, name: str) -> Lease:
+        """A lease on `name`, not yet taken."""
+        return Lease(self.engine, name)
+
+    async def owners(self, names: Sequence[str]) -> dict[str, dict[str, object]]:
+        """Who holds each of `names`' leases (absent: nobody)."""
+        return await owners(self.engine, names)

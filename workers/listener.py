@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from core.settings import Settings
 from core.supervisor import TaskHealth
 from eventstore.notify import CHANNEL
 
@@ -47,15 +46,16 @@ class Listener:
     after a PostgreSQL restart would leave every projection a tick behind for good.
     """
 
-    settings: Settings
+    dsn: str  # asyncpg's form (see `asyncpg_dsn`)
+    connect_timeout: float
     wake: Callable[[], None]
     stop: asyncio.Event
 
     async def run(self, health: TaskHealth) -> None:
         """Listen until stopped; a lost connection raises (the supervisor reconnects)."""
         conn = await asyncpg.connect(
-            asyncpg_dsn(self.settings.database_url),
-            timeout=self.settings.db_connect_timeout,
+            self.dsn,
+            timeout=self.connect_timeout,
             server_settings={"application_name": LISTENER_NAME},
         )
         try:
@@ -66,7 +66,7 @@ class Listener:
             while not self.stop.is_set():
                 await wait_any(self.stop, seconds=LISTENER_CHECK_SECONDS)
                 # An idle connection does not notice a server restart until it is used.
-                await conn.fetchval("SELECT 1", timeout=self.settings.db_connect_timeout)
+                await conn.fetchval("SELECT 1", timeout=self.connect_timeout)
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)

@@ -18,17 +18,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from eventstore.inspect import behind
-from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoredEvent
 from projections.aliases import Aliases, generation_names
-from projections.base import Document, Subscriber
+from projections.base import Document
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build, ensure_indexes
+from subscriptions import Subscriber
+from subscriptions.ports import Leases, ReadSide
 from workers.handoff import handoff
-from workers.lease import Lease
 from workers.runner import CatchUp
 
 Progress = Callable[[int, int], None]  # events done, events in total (so far)
@@ -59,8 +57,7 @@ class Named:
 
 async def rebuild(
     name: str,
-    engine: AsyncEngine,
-    db: AsyncDatabase[Document],
+    side: ReadSide,
     progress: Progress | None = None,
     restart: bool = False,
     batch_size: int = 1000,
@@ -68,28 +65,26 @@ async def rebuild(
     """Rebuild projection `name` into a new generation and swap it in."""
     if name not in PROJECTIONS:
         raise KeyError(f"unknown projection {name!r}")
-    async with exclusively(engine, f"rebuild:{name}"):
-        return await _rebuild(name, engine, db, progress, restart, batch_size)
+    async with exclusively(side.leases, f"rebuild:{name}"):
+        return await _rebuild(name, side, progress, restart, batch_size)
 
 
 async def _rebuild(
     name: str,
-    engine: AsyncEngine,
-    db: AsyncDatabase[Document],
+    side: ReadSide,
     progress: Progress | None,
     restart: bool,
     batch_size: int,
 ) -> RebuildResult:
-    started, aliases = time.monotonic(), Aliases(db)
+    db, started, aliases = side.db, time.monotonic(), Aliases(side.db)
     generation, resumed = await _generation(aliases, db, name, restart)
     names = generation_names(name, generation)
     await ensure_indexes(db, name, names)
     shadow = Named(build(name, db, names), f"{name}@g{generation}")
-    store = PostgresEventStore(engine)
-    catch_up = CatchUp(store, Checkpoints(db), ParkedEvents(db), batch_size=batch_size)
-    done = await _catch_up_with_progress(catch_up, shadow, engine, progress)
+    catch_up = CatchUp(side.store, Checkpoints(db), ParkedEvents(db), batch_size=batch_size)
+    done = await _catch_up_with_progress(catch_up, shadow, side, progress)
     old_generation, _ = await aliases.live(name)
-    async with handoff(engine, db, name):
+    async with handoff(side, name):
         done += await catch_up.run(shadow)
         await aliases.swap(name, generation)
         await catch_up.checkpoints.move(name, await catch_up.checkpoints.load(shadow.name))
@@ -99,13 +94,13 @@ async def _rebuild(
 
 
 @contextlib.asynccontextmanager
-async def exclusively(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
+async def exclusively(leases: Leases, name: str) -> AsyncIterator[None]:
     """Hold lock `name` across all workers while inside, waiting for it if another holds it.
 
     Two rebuilds of one projection would share the pending generation, and the later one would
     drop the collections the earlier one had just made live.
     """
-    lock = Lease(engine, name)
+    lock = leases.lease(name)
     await lock.acquire(interval=0.2)  # another worker's rebuild: wait for it to finish
     try:
         yield
@@ -128,10 +123,10 @@ async def _generation(
 
 
 async def _catch_up_with_progress(
-    catch_up: CatchUp, shadow: Named, engine: AsyncEngine, progress: Progress | None
+    catch_up: CatchUp, shadow: Named, side: ReadSide, progress: Progress | None
 ) -> int:
     start = await catch_up.checkpoints.load(shadow.name)
-    total = (await behind(engine, start)).events
+    total = (await side.inspector.behind(start)).events
     done = 0
 
     def report(_: str, __: str, ___: str, events: int) -> None:

@@ -12,16 +12,17 @@ from typing import Any, cast
 from uuid import UUID
 
 from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eventstore.base import EventStore
 from eventstore.positions import Position
-from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoredEvent
 from eventstore.repository import Repository
 from projections.aliases import Aliases
-from projections.base import Document, ProjectorError, Repairable
+from projections.base import Document
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build
+from subscriptions import FULFILMENT, ProjectorError, Repairable
+from subscriptions.ports import ReadSide
 from workers.fulfilment import FulfilmentProcess
 from workers.handoff import handoff
 
@@ -32,11 +33,9 @@ async def live_projection(name: str, db: AsyncDatabase[Document]) -> Repairable:
     return cast(Repairable, build(name, db, names))
 
 
-async def replay_stream(
-    stream_id: UUID, engine: AsyncEngine, db: AsyncDatabase[Document]
-) -> dict[str, int]:
+async def replay_stream(stream_id: UUID, side: ReadSide) -> dict[str, int]:
     """Re-project one stream into every projection that handles it: {projection: documents}."""
-    store = PostgresEventStore(engine)
+    store, db = side.store, side.db
     events = await store.read_stream(stream_id)
     if not events:
         raise KeyError(f"stream {stream_id} not found")
@@ -44,7 +43,7 @@ async def replay_stream(
     for name, kind in PROJECTIONS.items():
         handled = [e for e in events if e.type in kind.handles]
         if handled:
-            async with handoff(engine, db, name):
+            async with handoff(side, name):
                 # Resolved inside the lease: a rebuild swaps the alias only while it holds the
                 # lease, so this generation stays live (not retired) until the replay is done.
                 projection = await live_projection(name, db)
@@ -55,7 +54,7 @@ async def replay_stream(
 
 async def _replay_into(
     projection: Repairable,
-    store: PostgresEventStore,
+    store: EventStore,
     handled: list[StoredEvent],
     upto: Position | None,
 ) -> int:
@@ -77,9 +76,7 @@ async def _replay_into(
     return await projection.rewrite(feeding, upto)
 
 
-async def retry_parked(
-    name: str, engine: AsyncEngine, db: AsyncDatabase[Document]
-) -> dict[str, Any]:
+async def retry_parked(name: str, side: ReadSide, repository: Repository) -> dict[str, Any]:
     """Apply the parked events of `name` again: {retried, fixed, still_failing}.
 
     A parked event is not folded onto its documents as they are now: later events of the same
@@ -88,16 +85,16 @@ async def retry_parked(
     refolded from every event feeding them instead, as a replay does. The fulfilment process
     reacts to each again: its steps are idempotent, whatever happened since.
     """
-    parked, store = ParkedEvents(db), PostgresEventStore(engine)
+    db, store, parked = side.db, side.store, ParkedEvents(side.db)
     entries = await parked.list(name)
     events = [await _event_at(store, UUID(e["stream_id"]), e["version"]) for e in entries]
     failing: list[str] = []
-    if name == FulfilmentProcess.name:
-        process = FulfilmentProcess(Repository(store))
+    if name == FULFILMENT:
+        process = FulfilmentProcess(repository)
         for event in events:
             await _retry(parked, name, event, process.react(event), failing)
     else:
-        async with handoff(engine, db, name):
+        async with handoff(side, name):
             projection = await live_projection(name, db)
             upto = await Checkpoints(db).load(name)
             for event in events:
@@ -110,7 +107,7 @@ async def retry_parked(
 
 
 async def _refold_parked(
-    projection: Repairable, store: PostgresEventStore, event: StoredEvent, upto: Position | None
+    projection: Repairable, store: EventStore, event: StoredEvent, upto: Position | None
 ) -> None:
     """Refold the documents a parked event touches; an error if there were none to refold."""
     if not await _replay_into(projection, store, [event], upto):
@@ -129,6 +126,6 @@ async def _retry(
     await parked.remove(name, event.token)
 
 
-async def _event_at(store: PostgresEventStore, stream_id: UUID, version: int) -> StoredEvent:
+async def _event_at(store: EventStore, stream_id: UUID, version: int) -> StoredEvent:
     [event] = await store.read_stream(stream_id, version, 1)
     return event

@@ -24,8 +24,8 @@ from eventstore.base import EventStore
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from eventstore.repository import ConcurrencyConflict
-from projections.base import ConcurrentWrite, ProjectorError, Subscriber
 from projections.checkpoints import Checkpoints, ParkedEvents
+from subscriptions import ConcurrentWrite, ProjectorError, Subscriber
 
 log = logging.getLogger(__name__)
 

@@ -14,31 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.db import create_engine
-from core.metrics import SUBSCRIBER_FAILURES, SUBSCRIBER_UP, count_retry, labelled
-from core.mongo import create_mongo_client, database
-from core.settings import Settings
+from core.metrics import SUBSCRIBER_FAILURES, SUBSCRIBER_UP, labelled
 from core.supervisor import Supervisor, TaskHealth
-from eventstore.driver import dispose
-from eventstore.notify import forward_to, postgres_notifier
 from eventstore.positions import Position
-from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Repository
 from projections.aliases import Aliases
-from projections.base import Subscriber
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import PROJECTIONS, build, ensure_indexes
-from workers.faults import inject_faults
+from subscriptions import SUBSCRIBER_NAMES, Subscriber
+from subscriptions.ports import Lease, ReadSide
 from workers.fulfilment import FulfilmentProcess
-from workers.lease import Lease
 from workers.listener import LISTENER_TASK, Listener, wait_any
-from workers.runner import BatchListener, CatchUp, SharedReads
+from workers.runner import BatchListener, CatchUp, Faults, SharedReads
 
 log = logging.getLogger(__name__)
 OWNERSHIP_CHECK_SECONDS = 0.5
@@ -46,9 +39,30 @@ OWNERSHIP_CHECK_SECONDS = 0.5
 HEARTBEAT_SECONDS = 5.0
 
 
-def worker_name(settings: Settings) -> str:
-    """This process's name in leases and logs."""
-    return settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the composition root tells the service: its name and its pace."""
+
+    worker: str  # this process's name in leases, logs and failure records
+    batch_size: int = 1000
+    retries: int = 3
+    tick_seconds: float = 1.0
+    unhealthy_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The stores one run of the service works on, opened by the composition root."""
+
+    side: ReadSide
+    repository: Repository  # the fulfilment process issues commands
+    listen_dsn: str  # asyncpg's form: LISTEN runs on a connection of its own
+    connect_timeout: float
+    faults: Faults | None = None
+
+
+# Opens the stores for one run; the callable given is what an append by this process wakes.
+Connect = Callable[[Callable[[], None]], AbstractAsyncContextManager[Wiring]]
 
 
 def subscribers(db: Any, repo: Repository) -> dict[str, Subscriber]:
@@ -79,7 +93,8 @@ async def live_subscriber(
 class SubscriptionService:
     """Runs the subscribers this process can own until stopped, each under supervision."""
 
-    settings: Settings
+    config: ServiceConfig
+    connect: Connect
     only: frozenset[str] | None = None
     on_batch: BatchListener | None = None
     supervisor: Supervisor | None = None
@@ -104,7 +119,7 @@ class SubscriptionService:
         supervisor = self.supervisor
         if supervisor is None:
             return {"healthy": False, "reason": "not started", "tasks": {}}
-        limit = self.settings.subscriber_unhealthy_seconds
+        limit = self.config.unhealthy_seconds
         failing = [health.name for health in supervisor.unhealthy(limit)]
         tasks = {name: health.snapshot() for name, health in list(supervisor.tasks.items())}
         reason = f"failing for over {limit:g} s: {', '.join(failing)}" if failing else None
@@ -113,48 +128,33 @@ class SubscriptionService:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then give every lease up."""
         self._loop = asyncio.get_running_loop()
-        engine = create_engine(self.settings, f"ordertrail-worker {worker_name(self.settings)}")
-        # Every subscriber write is guarded by `_last`, a unique `_id` or `$max`, and a failed
-        # batch is re-run from its checkpoint: the driver's retryable writes would add nothing.
-        mongo = create_mongo_client(self.settings, "ordertrail-worker", retry_writes=False)
-        db = database(mongo, self.settings)
-        store = PostgresEventStore(engine)
-        # The fulfilment process appends too. Its events wake this process's subscribers at
-        # once, and other workers' by NOTIFY as commands do: without either they waited for the
-        # next command's signal or for the tick (the last steps of an order, a tick apart).
-        notifier = postgres_notifier(store)
-        store.on_appended(forward_to(notifier))
-        store.on_appended(lambda *_: self.wake())
-        notifier.start()
-        try:
-            repo = Repository(store, retries=self.settings.command_retries, on_retry=count_retry)
-            self._shared = SharedReads(store)
-            catch_up = self._catch_up(store, db, self._shared)
-            failures = FailureBook(catch_up.checkpoints, worker_name(self.settings))
+        async with self.connect(self.wake) as wired:
+            side = wired.side
+            self._shared = SharedReads(side.store)
+            catch_up = self._catch_up(side, wired.faults)
+            failures = FailureBook(catch_up.checkpoints, self.config.worker)
             self.supervisor = Supervisor(stop, on_failure=failures.record)
-            for name in [*PROJECTIONS, FulfilmentProcess.name]:
+            stores = (side.db, wired.repository)
+            for name in SUBSCRIBER_NAMES:
                 if self.only is None or name in self.only:
-                    served = Served(self, name, Lease(engine, name), (db, repo), catch_up, stop)
+                    served = Served(self, name, side.leases.lease(name), stores, catch_up, stop)
                     self.supervisor.start(name, served.serve)
-            self.supervisor.start(LISTENER_TASK, Listener(self.settings, self.wake, stop).run)
+            listener = Listener(wired.listen_dsn, wired.connect_timeout, self.wake, stop)
+            self.supervisor.start(LISTENER_TASK, listener.run)
             await self.supervisor.join()
-        finally:
-            await notifier.stop()
-            await mongo.close()
-            await dispose(engine)
 
-    def _catch_up(self, store: PostgresEventStore, db: Any, shared: SharedReads) -> CatchUp:
-        settings = self.settings
-        catch_up = CatchUp(
-            store,
-            Checkpoints(db),
-            ParkedEvents(db),
-            batch_size=settings.projection_batch_size,
-            retries=settings.projection_retries,
+    def _catch_up(self, side: ReadSide, faults: Faults | None) -> CatchUp:
+        config = self.config
+        return CatchUp(
+            side.store,
+            Checkpoints(side.db),
+            ParkedEvents(side.db),
+            batch_size=config.batch_size,
+            retries=config.retries,
             on_batch=self.on_batch,
-            shared=shared,
+            shared=self._shared,
+            faults=faults,
         )
-        return inject_faults(catch_up, settings)
 
 
 @dataclass
@@ -198,9 +198,7 @@ class Served:
                 since = shared.signals if shared is not None else None
                 await self._step(owned, since)
                 await self._progressed(health, owned)
-                await wait_any(
-                    self.wake, self.stop, seconds=self.service.settings.projection_tick_seconds
-                )
+                await wait_any(self.wake, self.stop, seconds=self.service.config.tick_seconds)
                 if shared is not None and not self.wake.is_set():
                     shared.signal()  # a tick covers lost signals: it must not reuse a read
         finally:
@@ -219,7 +217,7 @@ class Served:
         due = time.monotonic() - self.beaten >= HEARTBEAT_SECONDS
         if recovered or owned.fresh or due:
             self.beaten, owned.fresh = time.monotonic(), False
-            await self.catch_up.checkpoints.beat(self.name, worker_name(self.service.settings))
+            await self.catch_up.checkpoints.beat(self.name, self.service.config.worker)
 
     async def _step(self, owned: Owned, since: int | None) -> None:
         checkpoints, lease, name = self.catch_up.checkpoints, self.lease, self.name

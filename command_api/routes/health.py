@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import Request
 
 from core.health import health_router
 
 
 async def ping_postgres(request: Request) -> None:
-    """One round trip to PostgreSQL."""
-    async with request.app.state.engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+    """One round trip to PostgreSQL, through the probe the composition root gave the app."""
+    await request.app.state.probe()
 
 
 router = health_router("postgres", ping_postgres)

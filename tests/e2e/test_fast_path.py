@@ -18,9 +18,10 @@ from command_api import errors
 from command_api.app import create_app, front
 from command_api.dispatch import CommandDep, command_runner
 from command_api.fastpath import FrontedFastAPI, fast_route, fast_routes
-from command_api.routes import health, ops, orders, products, stock
+from command_api.routes import health, orders, products, stock
 from command_api.schemas import RenameProductRequest
 from core.settings import Settings
+from ops import routes as ops
 from tests.e2e.helpers import ORDERS, PRODUCTS, stock_url
 from tests.e2e.test_http_conventions import SWEEP, product_body
 from tests.support.servers import asgi_client

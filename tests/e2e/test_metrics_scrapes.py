@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import ops.api
+import ops.routes
 from command_api.app import create_app
 from core.settings import Settings
 from tests.support.servers import asgi_client
@@ -33,7 +33,7 @@ async def test_scrapes_compute_lag_at_most_once_per_interval_and_survive_a_failu
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls, fail = [], asyncio.Event()
-    real = ops.api.gather_status
+    real = ops.routes.gather_status
 
     async def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
         calls.append(1)
@@ -42,7 +42,7 @@ async def test_scrapes_compute_lag_at_most_once_per_interval_and_survive_a_failu
             raise ConnectionError("store unreachable")
         return await real(*args)
 
-    monkeypatch.setattr(ops.api, "gather_status", counted)
+    monkeypatch.setattr(ops.routes, "gather_status", counted)
     app = create_app(settings.model_copy(update={"metrics_refresh_seconds": INTERVAL}))
     async with asgi_client(app, "http://command-api") as api:
         together = await asyncio.gather(*(api.get("/metrics") for _ in range(20)))

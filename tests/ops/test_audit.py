@@ -17,6 +17,7 @@ from projections.registry import PROJECTIONS
 from tests.ops.helpers import Db, caught_up
 from tests.ops.test_repairs import ALL
 from tests.readside.test_fulfilment import place, setup_catalog
+from workers.bootstrap import read_side_over
 from workers.completeness import audit_projection
 from workers.service import SubscriptionService
 
@@ -26,7 +27,9 @@ SKUS = {"AUA": 80, "AUB": 6}  # AUB runs out: some orders are rejected
 
 async def holes(engine: AsyncEngine, db: Db) -> dict[str, list[dict[str, Any]]]:
     """The holes of every projection that has any."""
-    report = {name: await audit_projection(name, engine, db) for name in PROJECTIONS}
+    report = {
+        name: await audit_projection(name, read_side_over(engine, db)) for name in PROJECTIONS
+    }
     return {name: result["holes"] for name, result in report.items() if result["holes"]}
 
 

@@ -16,6 +16,7 @@ from projections.aliases import Aliases
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import build
 from tests.ops.helpers import Db, caught_up, seed_catalog
+from workers.bootstrap import read_side_over, subscription_service
 from workers.rebuild import rebuild
 from workers.runner import CatchUp, drain
 from workers.service import SubscriptionService
@@ -30,7 +31,7 @@ async def products_worker(
 ) -> AsyncIterator[SubscriptionService]:
     """A worker serving only the products projection (the one rebuilt here)."""
     service, stop = (
-        SubscriptionService(read_settings, only=frozenset({"products"})),
+        subscription_service(read_settings, only=frozenset({"products"})),
         asyncio.Event(),
     )
     task = asyncio.create_task(service.run(stop))
@@ -86,7 +87,7 @@ async def test_rebuild_swaps_in_a_complete_view_while_commands_and_reads_go_on(
     writing = asyncio.create_task(keep_writing(api, auth, done))
     reading = asyncio.create_task(keep_reading(bare_query, reader, done))
     try:
-        result = await rebuild("products", engine, mongo_db, batch_size=2000)
+        result = await rebuild("products", read_side_over(engine, mongo_db), batch_size=2000)
     finally:
         done.set()
     tokens, reads = await writing, await reading

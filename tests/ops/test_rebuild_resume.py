@@ -12,6 +12,7 @@ from eventstore.postgres import PostgresEventStore
 from ops.status import gather_status
 from projections.aliases import Aliases
 from tests.ops.helpers import Db, seed_catalog
+from workers.bootstrap import read_side_over
 from workers.rebuild import rebuild
 
 
@@ -37,19 +38,26 @@ async def test_an_interrupted_rebuild_resumes_then_swaps(
 ) -> None:
     await seed_catalog(pg_store, 300, "resume")  # 1,200 events
     with pytest.raises(Interrupted):
-        await rebuild("products", engine, mongo_db, progress=interrupt_after(2), batch_size=200)
+        await rebuild(
+            "products",
+            read_side_over(engine, mongo_db),
+            progress=interrupt_after(2),
+            batch_size=200,
+        )
     aliases = Aliases(mongo_db)
     assert await aliases.pending("products") == 1 and (await aliases.live("products"))[0] == 0
     partial = await mongo_db["products__g1"].count_documents({})
     assert 0 < partial < 300
 
-    resumed = await rebuild("products", engine, mongo_db, batch_size=200)
+    resumed = await rebuild("products", read_side_over(engine, mongo_db), batch_size=200)
     assert resumed.resumed and resumed.generation == 1
     assert resumed.events < 1200  # it did not start over
     assert await aliases.pending("products") is None and (await aliases.live("products"))[0] == 1
     assert await mongo_db["products__g1"].count_documents({}) == 300
 
-    again = await rebuild("products", engine, mongo_db, batch_size=500, restart=True)
+    again = await rebuild(
+        "products", read_side_over(engine, mongo_db), batch_size=500, restart=True
+    )
     assert not again.resumed and again.generation == 2 and again.events == 1200
 
 
@@ -62,7 +70,7 @@ async def test_status_shows_a_long_transaction_holding_readers_back(
         pid = (await long_running.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
         await seed_catalog(pg_store, 5, "held")
         await asyncio.sleep(1.2)  # status lists transactions older than a second
-        report = await gather_status(engine, mongo_db)
+        report = await gather_status(read_side_over(engine, mongo_db))
         assert await pg_store.read_all() == []  # readers wait behind it
         await long_running.rollback()
     assert report["subscribers"]["products"]["lag_events"] == 20  # shown as lag

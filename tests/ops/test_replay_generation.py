@@ -16,6 +16,7 @@ from projections.checkpoints import CHECKPOINTS
 from tests.ops.helpers import Db, caught_up
 from tests.ops.test_repairs import ALL
 from tests.readside.test_fulfilment import place, setup_catalog
+from workers.bootstrap import read_side_over
 from workers.handoff import handoff
 from workers.replay import replay_stream
 from workers.service import SubscriptionService
@@ -46,8 +47,8 @@ async def test_a_replay_waiting_for_a_swap_writes_into_the_new_generation(
     order, _ = [await place(api, auth(), GEN=1) for _ in range(2)]
     await caught_up(pg_store, mongo_db, ALL)
     aliases = Aliases(mongo_db)
-    async with handoff(engine, mongo_db, "orders"):  # a rebuild, about to swap
-        replay = asyncio.create_task(replay_stream(UUID(order), engine, mongo_db))
+    async with handoff(read_side_over(engine, mongo_db), "orders"):  # a rebuild, about to swap
+        replay = asyncio.create_task(replay_stream(UUID(order), read_side_over(engine, mongo_db)))
         await takers_waiting(mongo_db, "orders", 2)
         await mongo_db["orders"].delete_one({"_id": order})  # damage the live view
         generation = await aliases.begin("orders")

@@ -24,6 +24,7 @@ from projections.aliases import Aliases
 from projections.checkpoints import ParkedEvents
 from tests.ops.conftest import Cli
 from tests.ops.helpers import Db, caught_up
+from workers.bootstrap import read_side_over
 from workers.rebuild import rebuild
 from workers.service import SubscriptionService
 
@@ -83,6 +84,6 @@ async def test_every_reader_sees_an_old_event_at_the_current_schema_version(
     assert replayed.returncode == 0, replayed.stderr
     assert (await product_doc(mongo_db))["unit"] == "each"
 
-    await rebuild("products", pg_store.engine, mongo_db)
+    await rebuild("products", read_side_over(pg_store.engine, mongo_db))
     assert (await product_doc(mongo_db))["unit"] == "each"
     assert await ParkedEvents(mongo_db).list("products") == []

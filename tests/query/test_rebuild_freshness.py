@@ -15,6 +15,7 @@ from query_api.app import create_app as create_query_app
 from tests.ops.helpers import Db, seed_catalog
 from tests.query.helpers import PRODUCTS, Auth, command, tag
 from tests.support.servers import asgi_client
+from workers.bootstrap import read_side_over
 from workers.rebuild import rebuild
 from workers.runner import CatchUp, drain
 
@@ -50,7 +51,7 @@ async def test_a_read_released_by_the_new_generation_reads_the_new_generation(
         listed, one, _ = await asyncio.gather(
             query.get(PRODUCTS, params={"category": category}, headers=fresh),
             query.get(f"{PRODUCTS}/{product}", headers=fresh),
-            rebuild("products", engine, mongo_db),
+            rebuild("products", read_side_over(engine, mongo_db)),
         )
     assert listed.status_code == 200 and listed.headers["X-Read-Position"] >= token
     assert [item["id"] for item in listed.json()["items"]] == [product]

@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from core.mongo import create_mongo_client
 from core.settings import Settings
-from workers.service import SubscriptionService
+from workers.bootstrap import subscription_service
 
 Db = AsyncDatabase[dict[str, Any]]
 WRITES = {"insert", "update", "delete"}
@@ -65,7 +65,7 @@ async def test_subscriber_writes_are_not_retryable_and_default_clients_are(
 ) -> None:
     writes.seen.clear()
     writes.recording = True
-    service, stop = SubscriptionService(read_settings), asyncio.Event()
+    service, stop = subscription_service(read_settings), asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
         body = {"sku": "RW-1", "name": "Retry", "price": "1.00", "category": "c"}

@@ -24,6 +24,7 @@ from tests.readside.test_fulfilment import place, setup_catalog
 from tests.readside.test_reliability import insert_event
 from tests.readside.test_workers import NAMES, Db, Worker, caught_up, worker_settings
 from tests.support.servers import free_port
+from workers.bootstrap import read_side_over
 from workers.health import HealthServer
 from workers.lease import Lease, owners
 from workers.runner import CatchUp
@@ -77,7 +78,7 @@ async def test_an_order_bson_cannot_store_is_parked_and_later_orders_are_project
         # The stream's later events (the process confirmed it) cannot fold without it either.
         assert {p["stream_id"] for p in parked} == {poison}
         assert parked[0]["type"] == "OrderPlaced" and "8-byte ints" in parked[0]["error"]
-        report = await gather_status(engine, mongo_db)
+        report = await gather_status(read_side_over(engine, mongo_db))
         assert {name: sub["state"] for name, sub in report["subscribers"].items()} == dict.fromkeys(
             NAMES, "running"
         )
@@ -108,11 +109,11 @@ async def test_an_unexpected_crash_restarts_the_subscriber_and_shows_within_a_ti
     try:
 
         async def all_failing() -> bool:
-            report = await gather_status(engine, mongo_db)
+            report = await gather_status(read_side_over(engine, mongo_db))
             return all(sub["state"] == "failing" for sub in report["subscribers"].values())
 
         await eventually(all_failing, "every subscriber to show as failing")
-        report = await gather_status(engine, mongo_db)
+        report = await gather_status(read_side_over(engine, mongo_db))
         products = report["subscribers"]["products"]
         assert "InjectedCrash" in products["failure"]["last_error"]
         assert products["failure"]["worker"] == "w-crash"
@@ -133,7 +134,7 @@ async def test_an_unexpected_crash_restarts_the_subscriber_and_shows_within_a_ti
         await caught_up(pg_store, mongo_db)
 
         async def all_running() -> bool:
-            report = await gather_status(engine, mongo_db)
+            report = await gather_status(read_side_over(engine, mongo_db))
             return all(sub["state"] == "running" for sub in report["subscribers"].values())
 
         await eventually(all_running, "every subscriber to run again")

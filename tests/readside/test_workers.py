@@ -15,7 +15,7 @@ from core.settings import Settings
 from eventstore.postgres import PostgresEventStore
 from projections.checkpoints import Checkpoints
 from tests.readside.test_fulfilment import place, setup_catalog
-from workers.service import SubscriptionService
+from workers.bootstrap import subscription_service
 
 Db = AsyncDatabase[dict[str, Any]]
 Auth = Callable[..., dict[str, str]]
@@ -42,7 +42,7 @@ class Worker:
     def __init__(self, settings: Settings, batches: list[Batch]) -> None:
         name = settings.worker_id
         record = lambda sub, first, last, n: batches.append((name, sub, first, last))  # noqa: E731
-        self.service = SubscriptionService(settings, on_batch=record)
+        self.service = subscription_service(settings, on_batch=record)
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(self.service.run(self.stop))
 

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from command_api.app import create_app
 from core.settings import Settings
-from core.signals import REBUILD_ACTOR, REPLAY_ACTOR, appended_message, create_broker, job_message
 from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
+from messaging import REBUILD_ACTOR, REPLAY_ACTOR, appended_message, create_broker, job_message
 from ops.migrate import upgrade
 from projections.checkpoints import Checkpoints
 from query_api.app import create_app as create_query_app
@@ -272,7 +272,7 @@ async def test_every_dramatiq_message_delivered_twice_has_one_effect(
     """Duplicate `appended`, rebuild and replay messages: each job's effect happens once."""
     load = CommandLoad(api, auth(), SKUS, scale=scale)
     await load.setup()
-    broker, jobs = create_broker(fault_settings), Jobs(mongo_db)
+    broker, jobs = create_broker(fault_settings.redis_url), Jobs(mongo_db)
     with workers(fault_settings, tmp_path, count=2):
         async with load.running():
             await load.until(40)
@@ -281,7 +281,7 @@ async def test_every_dramatiq_message_delivered_twice_has_one_effect(
             another = await jobs.create("rebuild", "products")  # a second job for the same view
             replay = await jobs.create("replay", product_id(SKUS[0]))
             for message in (
-                appended_message(head),
+                appended_message(head.token),
                 job_message(REBUILD_ACTOR, rebuild, "products"),
                 job_message(REBUILD_ACTOR, another, "products"),
                 job_message(REPLAY_ACTOR, replay, product_id(SKUS[0])),
