@@ -32,6 +32,7 @@ from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, count_retry, labelled
 from core.mongo import create_mongo_client, database
 from core.settings import Settings, get_settings
 from eventstore.driver import dispose, ping
+from eventstore.inspect import PostgresInspector
 from eventstore.notify import Coalescer, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
@@ -42,6 +43,11 @@ from messaging import appended_message, create_broker
 # A command side deployed without the ops package (and the read side it needs) still serves
 # commands; with it, the ops routes are mounted here.
 OPS_ROUTES = importlib.util.find_spec("ops") is not None
+if OPS_ROUTES:
+    from ops import routes as ops_routes
+    from subscriptions.ports import ReadSide
+    from workers.jobs import Jobs
+    from workers.lease import PostgresLeases
 Document = dict[str, Any]
 DESCRIPTION = """Commands for the ordertrail catalog, inventory and orders.
 
@@ -110,14 +116,13 @@ def wire_ops(
     broker: RedisBroker,
 ) -> AsyncMongoClient[Document]:
     """The ops routes' ports: the read side over this process's engine, and the job queue."""
-    from ops.routes import OpsPorts, enqueuer
-    from workers.bootstrap import read_side_over
-
     # Connected lazily, per ops request: no command ever waits on the read-model database.
     client = create_mongo_client(settings, "ordertrail-command-api-ops")
-    side = read_side_over(engine, database(client, settings), store)
+    db = database(client, settings)
+    side = ReadSide(store, PostgresInspector(engine), PostgresLeases(engine), db)
     stalled = settings.subscriber_stalled_seconds
-    app.state.ops = OpsPorts(side, enqueuer(broker.enqueue), stalled)
+    enqueue = ops_routes.enqueuer(broker.enqueue)
+    app.state.ops = ops_routes.OpsPorts(side, Jobs(db), enqueue, stalled)
     return client
 
 
@@ -152,9 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     if OPS_ROUTES:
-        from ops.routes import mount
-
-        mount(app, settings.metrics_refresh_seconds)
+        ops_routes.mount(app, settings.metrics_refresh_seconds)
     openapi.declare_bearer(app)
     app.front = front(app, routers, settings)
     return app

@@ -48,6 +48,7 @@ class OpsPorts:
     """What the ops routes work through, built by the composition root that mounts them."""
 
     side: ReadSide
+    jobs: Jobs  # the job documents, in the read-model database
     enqueue: Callable[[Message[Any]], Awaitable[None]]  # a job message, to some worker
     stalled_after: float  # seconds without a heartbeat before an owner shows as stalled
 
@@ -113,7 +114,7 @@ async def job(
     job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], ports: Ports, _: Admin
 ) -> JSONResponse:
     """A job's status and progress (done, total, rate, ETA)."""
-    found = await Jobs(ports.side.db).get(job_id)
+    found = await ports.jobs.get(job_id)
     if found is None:
         raise HTTPException(404, detail=f"job {job_id} not found")
     found["job_id"] = found.pop("_id")
@@ -121,7 +122,7 @@ async def job(
 
 
 async def _enqueue(ports: OpsPorts, kind: str, actor: str, target: str) -> dict[str, str]:
-    jobs = Jobs(ports.side.db)
+    jobs = ports.jobs
     job_id = await jobs.create(kind, target)
     try:
         await ports.enqueue(job_message(actor, job_id, target))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from projections.base import Document
-from projections.registry import COLLECTIONS
+from projections.collections import COLLECTIONS
 
 ALIASES = "aliases"
 Names = dict[str, str]

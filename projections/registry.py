@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from projections.audit_log import AuditLogProjection
 from projections.base import Document
+from projections.collections import COLLECTIONS
 from projections.orders import OrdersProjection
 from projections.products import ProductsProjection
 from projections.sales_daily import SalesDailyProjection
@@ -26,7 +27,7 @@ PROJECTIONS = {
     )
 }
 # The names other processes use without importing any projection: the same, in the same order.
-assert tuple(PROJECTIONS) == PROJECTION_NAMES, "subscriptions.PROJECTION_NAMES is out of date"
+assert tuple(PROJECTIONS) == PROJECTION_NAMES == tuple(COLLECTIONS), "projection names differ"
 
 # Logical collection -> indexes, one per query the query API makes.
 INDEXES: dict[str, list[IndexModel]] = {
@@ -51,15 +52,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("recorded_at", DESCENDING)]),
     ],
 }
-
-COLLECTIONS = {
-    "products": ["products"],
-    "stock": ["stock"],
-    "orders": ["orders"],
-    "sales_daily": ["sales_daily", "sales_orders"],
-    "audit_log": ["audit_log"],
-}
-
 
 def build(
     name: str, db: AsyncDatabase[Document], names: Mapping[str, str] | None = None
