@@ -50,14 +50,6 @@ async def test_place_order_captures_current_prices_and_the_total(s: Scenario) ->
     assert s.then() == [("OrderPlaced", data)]
 
 
-async def test_a_price_changed_elsewhere_after_caching_is_not_used(s: Scenario) -> None:
-    await s.when(commands.RepriceProduct(product_id("MUG-1"), Decimal("9.00")))  # cached at 9.00
-    await s.given(commands.RepriceProduct(product_id("MUG-1"), Decimal("8.00")))
-    await s.when(order(("MUG-1", 1)))
-    [(kind, data)] = s.then()
-    assert (kind, data["lines"][0]["unit_price"], data["total"]) == ("OrderPlaced", "8.00", "8.00")
-
-
 @pytest.mark.parametrize(
     ("given", "error"),
     [
