@@ -40,6 +40,7 @@ class InMemoryEventStore:
 
         A stream given no events is only checked: the append happens if it is at that version.
         """
+        await asyncio.sleep(0)  # a round trip, as to a server: concurrent commands interleave
         async with self._lock:
             for stream in streams:
                 actual = len(self._streams.get(stream.stream_id, []))
@@ -76,6 +77,9 @@ class InMemoryEventStore:
         self, stream_id: UUID, from_version: int = 1, limit: int | None = None
     ) -> list[StoredEvent]:
         """A stream's events from `from_version` on, in version order."""
+        # A round trip, as to a server: another command may append between this read and its
+        # own append, so lost races (and the repository's retries) happen here too.
+        await asyncio.sleep(0)
         events = self._streams.get(stream_id, [])[max(from_version, 1) - 1 :]
         return self.upcasting.events([replace(e) for e in events[:limit]])
 

@@ -22,8 +22,9 @@ from command_api.routes import health, orders, products, stock
 from command_api.schemas import RenameProductRequest
 from core.settings import Settings
 from ops import routes as ops
+from tests.e2e.conventions.helpers import product_body
+from tests.e2e.conventions.test_never_a_500 import SWEEP
 from tests.e2e.helpers import ORDERS, PRODUCTS, stock_url
-from tests.e2e.test_http_conventions import SWEEP, product_body
 from tests.support.servers import asgi_client
 
 Auth = Callable[..., dict[str, str]]

@@ -1,78 +1,40 @@
-"""The repository's cache of aggregates it saved: one round trip when it is current, and never
-a wrong answer when another process wrote in between."""
+"""The repository's cache of aggregates it saved, over every store: one round trip when it is
+current, and never a wrong answer when another process wrote in between."""
 
 from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any
-from uuid import UUID
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.catalog import Product
 from domain.errors import AlreadyExists, DomainError
 from domain.orders import Order
 from domain.values import OrderLine, product_id
-from eventstore.postgres import PostgresEventStore
-from eventstore.records import StoredEvent
 from eventstore.repository import Context, PreconditionFailed, Repository
+from tests.contract.aggregates import (
+    CountingStore,
+    discontinue,
+    new_sku,
+    register,
+    register_once,
+    reprice,
+)
+from tests.contract.conftest import OpenStore
 
-
-class CountingStore(PostgresEventStore):
-    """The PostgreSQL store, counting stream reads (the round trips the cache saves)."""
-
-    reads = 0
-
-    async def read_stream(self, stream_id: UUID, *args: Any, **kwargs: Any) -> list[StoredEvent]:
-        """Count, then read."""
-        self.reads += 1
-        return await super().read_stream(stream_id, *args, **kwargs)
-
-
-def new_sku() -> str:
-    """A SKU no other test uses."""
-    return "CACHE-" + uuid.uuid4().hex[:8].upper()
-
-
-def register(sku: str) -> Any:
-    """Decide: register the product."""
-    return lambda _: Product.register(sku, "Mug", "", Decimal("3.00"), "kitchen")
-
-
-def reprice(price: str) -> Any:
-    """Decide: change an existing product's price."""
-
-    def decide(product: Product | None) -> Product:
-        assert product is not None
-        product.reprice(Decimal(price))
-        return product
-
-    return decide
-
-
-def discontinue() -> Any:
-    """Decide: discontinue an existing product."""
-
-    def decide(product: Product | None) -> Product:
-        assert product is not None
-        product.discontinue("gone")
-        return product
-
-    return decide
+Processes = tuple[Repository, Repository, CountingStore]
 
 
 @pytest.fixture
-def two_processes(engine: AsyncEngine) -> tuple[Repository, Repository, CountingStore]:
-    """Two repositories on one store, as two API processes would be."""
-    store = CountingStore(engine)
-    return Repository(store), Repository(PostgresEventStore(engine)), store
+def two_processes(open_store: OpenStore) -> Processes:
+    """Two repositories on one store, as two API processes would be; the first one's reads
+    are counted."""
+    store = CountingStore(open_store())
+    return Repository(store), Repository(open_store()), store
 
 
-async def test_a_command_on_a_stream_it_wrote_last_reads_nothing(
-    two_processes: tuple[Repository, Repository, CountingStore],
-) -> None:
+async def test_a_command_on_a_stream_it_wrote_last_reads_nothing(two_processes: Processes) -> None:
     """After its own write, the next command is one append: no stream read."""
     mine, _, store = two_processes
     sku = new_sku()
@@ -85,7 +47,7 @@ async def test_a_command_on_a_stream_it_wrote_last_reads_nothing(
 
 
 async def test_a_write_by_another_process_is_seen_not_overwritten(
-    two_processes: tuple[Repository, Repository, CountingStore],
+    two_processes: Processes,
 ) -> None:
     """Cache behind the store: the append is refused, the command re-runs on stored state."""
     mine, theirs, _ = two_processes
@@ -98,9 +60,7 @@ async def test_a_write_by_another_process_is_seen_not_overwritten(
     assert [e.version for e in events] == [1, 2, 3]
 
 
-async def test_a_cached_refusal_is_re_judged_on_the_stored_state(
-    two_processes: tuple[Repository, Repository, CountingStore],
-) -> None:
+async def test_a_cached_refusal_is_re_judged_on_the_stored_state(two_processes: Processes) -> None:
     """The cached order is pending (ship refused); the worker confirmed it: ship must succeed."""
     mine, theirs, _ = two_processes
     order_id = uuid.uuid4()
@@ -122,9 +82,7 @@ async def test_a_cached_refusal_is_re_judged_on_the_stored_state(
     assert shipped.version == 3
 
 
-async def test_a_refusal_is_judged_on_the_stored_state(
-    two_processes: tuple[Repository, Repository, CountingStore],
-) -> None:
+async def test_a_refusal_is_judged_on_the_stored_state(two_processes: Processes) -> None:
     """A stale cache must not refuse: the other process discontinued, so this must be a 409."""
     mine, theirs, _ = two_processes
     sku = new_sku()
@@ -135,9 +93,7 @@ async def test_a_refusal_is_judged_on_the_stored_state(
         await mine.execute(Product, product_id(sku), reprice("7.00"))
 
 
-async def test_if_match_is_judged_on_the_store_not_the_cache(
-    two_processes: tuple[Repository, Repository, CountingStore],
-) -> None:
+async def test_if_match_is_judged_on_the_store_not_the_cache(two_processes: Processes) -> None:
     """If-Match naming the stored version succeeds although this process's cache is older."""
     mine, theirs, _ = two_processes
     sku = new_sku()
@@ -149,9 +105,7 @@ async def test_if_match_is_judged_on_the_store_not_the_cache(
         await mine.execute(Product, product_id(sku), reprice("9.00"), Context(expected_version=2))
 
 
-async def test_existence_is_remembered_once_seen(
-    two_processes: tuple[Repository, Repository, CountingStore],
-) -> None:
+async def test_existence_is_remembered_once_seen(two_processes: Processes) -> None:
     """`exists` reads the stream until the answer is yes, then never again."""
     mine, theirs, store = two_processes
     sku = new_sku()
@@ -163,20 +117,7 @@ async def test_existence_is_remembered_once_seen(
     assert store.reads == before
 
 
-def register_once(sku: str) -> Any:
-    """Decide as the handler does: register, or refuse a SKU that is taken."""
-
-    def decide(product: Product | None) -> Product:
-        if product is not None:
-            raise AlreadyExists(f"SKU {sku} is already registered")
-        return Product.register(sku, "Mug", "", Decimal("3.00"), "kitchen")
-
-    return decide
-
-
-async def test_a_likely_new_stream_is_created_without_a_read(
-    two_processes: tuple[Repository, Repository, CountingStore],
-) -> None:
+async def test_a_likely_new_stream_is_created_without_a_read(two_processes: Processes) -> None:
     """Creating a stream is one round trip: the append at version 0 is the existence check."""
     mine, _, store = two_processes
     sku = new_sku()
@@ -185,7 +126,7 @@ async def test_a_likely_new_stream_is_created_without_a_read(
 
 
 async def test_a_likely_new_stream_that_exists_is_refused_on_what_it_holds(
-    two_processes: tuple[Repository, Repository, CountingStore],
+    two_processes: Processes,
 ) -> None:
     """Another process registered the SKU: the blind append fails, the refusal is the domain's."""
     mine, theirs, store = two_processes
@@ -197,9 +138,7 @@ async def test_a_likely_new_stream_that_exists_is_refused_on_what_it_holds(
     assert [e.version for e in events] == [1]
 
 
-async def test_if_match_on_a_likely_new_stream_reads_first(
-    two_processes: tuple[Repository, Repository, CountingStore],
-) -> None:
+async def test_if_match_on_a_likely_new_stream_reads_first(two_processes: Processes) -> None:
     """If-Match names a version: it is judged on the store, never by a blind append."""
     mine, _, store = two_processes
     sku = new_sku()
@@ -214,21 +153,11 @@ async def test_if_match_on_a_likely_new_stream_reads_first(
     assert store.reads == 1 and await store.read_stream(product_id(sku)) == []
 
 
-class SinceCountingStore(CountingStore):
-    """Also records the version each stream read started from."""
-
-    starts: list[int]
-
-    async def read_stream(self, stream_id: UUID, *args: Any, **kwargs: Any) -> list[StoredEvent]:
-        """Record, then read."""
-        self.starts = [*getattr(self, "starts", []), args[0] if args else 1]
-        return await super().read_stream(stream_id, *args, **kwargs)
-
-
-async def test_a_read_of_a_cached_stream_fetches_only_what_came_after(engine: AsyncEngine) -> None:
+async def test_a_read_of_a_cached_stream_fetches_only_what_came_after(
+    open_store: OpenStore, two_processes: Processes
+) -> None:
     """Another process repriced: the read sees it, fetching from the cached version on."""
-    store = SinceCountingStore(engine)
-    mine, theirs = Repository(store), Repository(PostgresEventStore(engine))
+    mine, theirs, store = two_processes
     sku = new_sku()
     await mine.execute(Product, product_id(sku), register(sku))
     await theirs.execute(Product, product_id(sku), reprice("5.00"))
@@ -240,15 +169,15 @@ async def test_a_read_of_a_cached_stream_fetches_only_what_came_after(engine: As
     # What was read is cached: the next command on the stream is one append, no read.
     outcome = await mine.execute(Product, product_id(sku), reprice("7.00"))
     assert (outcome.version, store.reads) == (4, 2)
-    fresh = await Repository(PostgresEventStore(engine)).get(Product, product_id(sku))
+    fresh = await Repository(open_store()).get(Product, product_id(sku))
     assert fresh is not None and fresh.aggregate.price == Decimal("7.00")
 
 
 async def test_a_read_does_not_hand_out_the_aggregate_a_command_is_changing(
-    engine: AsyncEngine,
+    open_store: OpenStore,
 ) -> None:
     """A refused command must not leave its half-made change in what readers get."""
-    repo = Repository(PostgresEventStore(engine))
+    repo = Repository(open_store())
     sku = new_sku()
     await repo.execute(Product, product_id(sku), register(sku))
 

@@ -1,5 +1,5 @@
-"""Orders priced from cached products: one round trip when the cache is current, the store's
-price whenever another process changed the product meanwhile."""
+"""Orders priced from cached products, over every store: one round trip when the cache is
+current, the store's price whenever another process changed the product meanwhile."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_api import handlers
 from domain import commands
@@ -15,15 +14,9 @@ from domain.catalog import Product
 from domain.errors import ProductDiscontinued
 from domain.orders import Order
 from domain.values import product_id
-from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Context, Repository
-from tests.integration.test_repository_cache import (
-    CountingStore,
-    discontinue,
-    new_sku,
-    register,
-    reprice,
-)
+from tests.contract.aggregates import CountingStore, discontinue, new_sku, register, reprice
+from tests.contract.conftest import OpenStore
 
 
 def order_of(*skus: str) -> commands.PlaceOrder:
@@ -39,8 +32,8 @@ async def placed(repo: Repository, order_id: uuid.UUID) -> Order:
     return loaded.aggregate
 
 
-async def test_an_order_on_cached_products_reads_nothing(engine: AsyncEngine) -> None:
-    store = CountingStore(engine)
+async def test_an_order_on_cached_products_reads_nothing(open_store: OpenStore) -> None:
+    store = CountingStore(open_store())
     repo = Repository(store)
     skus = [new_sku(), new_sku()]
     for sku in skus:
@@ -53,9 +46,9 @@ async def test_an_order_on_cached_products_reads_nothing(engine: AsyncEngine) ->
 
 
 async def test_another_process_repriced_so_the_order_takes_the_stored_price(
-    engine: AsyncEngine,
+    open_store: OpenStore,
 ) -> None:
-    mine, theirs = Repository(PostgresEventStore(engine)), Repository(PostgresEventStore(engine))
+    mine, theirs = Repository(open_store()), Repository(open_store())
     sku, other = new_sku(), new_sku()
     await mine.execute(Product, product_id(sku), register(sku))
     await mine.execute(Product, product_id(other), register(other))
@@ -67,8 +60,10 @@ async def test_another_process_repriced_so_the_order_takes_the_stored_price(
     assert len(await mine.store.read_stream(outcome.stream_id)) == 1  # placed once
 
 
-async def test_another_process_discontinued_so_the_order_is_refused(engine: AsyncEngine) -> None:
-    mine, theirs = Repository(PostgresEventStore(engine)), Repository(PostgresEventStore(engine))
+async def test_another_process_discontinued_so_the_order_is_refused(
+    open_store: OpenStore,
+) -> None:
+    mine, theirs = Repository(open_store()), Repository(open_store())
     sku = new_sku()
     await mine.execute(Product, product_id(sku), register(sku))
     await theirs.execute(Product, product_id(sku), discontinue())

@@ -1,39 +1,28 @@
-"""Load, decide, append: retries on lost races, If-Match, created vs updated."""
+"""Load, decide, append over every store: retries on lost races, If-Match, created vs updated."""
 
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 import pytest
 
 from domain.catalog import Product
-from domain.errors import NotFound
 from domain.values import product_id
 from eventstore.repository import Context, PreconditionFailed, Repository
 from eventstore.serialization import EventCodec, SerializationError
+from tests.contract.aggregates import new_sku, register, renamed
+from tests.contract.conftest import OpenStore
 
 
-def register(sku: str) -> Product:
-    """A new product."""
-    return Product.register(sku, "Mug", "", Decimal("3.00"), "kitchen")
-
-
-def renamed(name: str):  # type: ignore[no-untyped-def]
-    """A decision that renames an existing product."""
-
-    def decide(product: Product | None) -> Product:
-        if product is None:
-            raise NotFound("product")
-        product.rename(name)
-        return product
-
-    return decide
+@pytest.fixture
+def repository(open_store: OpenStore) -> Repository:
+    """A repository over each store."""
+    return Repository(open_store())
 
 
 async def test_create_then_update_and_reload(repository: Repository) -> None:
-    sku = "REPO-1-" + str(id(repository))[-6:]
-    created = await repository.execute(Product, product_id(sku), lambda _: register(sku))
+    sku = new_sku()
+    created = await repository.execute(Product, product_id(sku), register(sku))
     updated = await repository.execute(Product, product_id(sku), renamed("Cup"))
     assert (created.created, created.version, updated.created, updated.version) == (
         True,
@@ -52,8 +41,8 @@ async def test_create_then_update_and_reload(repository: Repository) -> None:
 
 
 async def test_concurrent_updates_are_retried_and_all_land(repository: Repository) -> None:
-    sku = "REPO-2-" + str(id(repository))[-6:]
-    await repository.execute(Product, product_id(sku), lambda _: register(sku))
+    sku = new_sku()
+    await repository.execute(Product, product_id(sku), register(sku))
     outcomes = await asyncio.gather(
         *(repository.execute(Product, product_id(sku), renamed(f"name {i}")) for i in range(8))
     )
@@ -62,14 +51,14 @@ async def test_concurrent_updates_are_retried_and_all_land(repository: Repositor
     assert len(events) == 9
 
 
-async def test_each_re_run_after_a_lost_race_is_reported(repository: Repository) -> None:
-    sku = "REPO-5-" + str(id(repository))[-6:]
+async def test_each_re_run_after_a_lost_race_is_reported(open_store: OpenStore) -> None:
+    sku = new_sku()
     retried: list[str] = []
-    racing = Repository(repository.store, on_retry=retried.append)
-    await racing.execute(Product, product_id(sku), lambda _: register(sku))
+    racing, other = Repository(open_store(), on_retry=retried.append), Repository(open_store())
+    await racing.execute(Product, product_id(sku), register(sku))
     await racing.execute(Product, product_id(sku), renamed("first"))  # cached at version 2
     assert retried == []
-    await repository.execute(Product, product_id(sku), renamed("elsewhere"))  # version 3
+    await other.execute(Product, product_id(sku), renamed("elsewhere"))  # version 3
     # Decided on the cached version 2, refused by the append, re-run on the stored stream.
     outcome = await racing.execute(Product, product_id(sku), renamed("again"))
     assert outcome.version == 4 and retried == ["Product"]
@@ -81,8 +70,8 @@ async def test_each_re_run_after_a_lost_race_is_reported(repository: Repository)
 
 
 async def test_if_match_mismatch_is_a_precondition_failure(repository: Repository) -> None:
-    sku = "REPO-3-" + str(id(repository))[-6:]
-    await repository.execute(Product, product_id(sku), lambda _: register(sku))
+    sku = new_sku()
+    await repository.execute(Product, product_id(sku), register(sku))
     with pytest.raises(PreconditionFailed):
         await repository.execute(
             Product, product_id(sku), renamed("x"), Context(expected_version=5)
@@ -94,8 +83,8 @@ async def test_if_match_mismatch_is_a_precondition_failure(repository: Repositor
 
 
 async def test_old_schema_versions_are_upcast_on_read(repository: Repository) -> None:
-    sku = "REPO-4-" + str(id(repository))[-6:]
-    await repository.execute(Product, product_id(sku), lambda _: register(sku))
+    sku = new_sku()
+    await repository.execute(Product, product_id(sku), register(sku))
     [stored] = await repository.store.read_stream(product_id(sku))
     old = type(stored)(**{**vars(stored), "schema_version": 0, "data": {"title": "Mug", "sku": sku,
         "price": "3.00", "category": "kitchen"}})  # fmt: skip

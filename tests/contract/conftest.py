@@ -1,0 +1,23 @@
+"""The event stores every contract test runs against: in-memory and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from eventstore.base import EventStore
+from eventstore.memory import InMemoryEventStore
+from eventstore.postgres import PostgresEventStore
+
+OpenStore = Callable[[], EventStore]
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def open_store(request: pytest.FixtureRequest, engine: AsyncEngine) -> OpenStore:
+    """Each store, as a function giving a new handle on it (each process holds its own)."""
+    if request.param == "memory":
+        shared = InMemoryEventStore()
+        return lambda: shared
+    return lambda: PostgresEventStore(engine)
