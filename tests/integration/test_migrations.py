@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 
 import asyncpg
-import pytest
 
 from ops.migrate import downgrade, upgrade
 from tests.conftest import sqlalchemy_url
-from tests.support.servers import in_thread, run_sql, with_database
-
-
-@pytest.fixture
-def scratch_database(pg_admin_url: str) -> Iterator[str]:
-    """An empty database, dropped afterwards."""
-    name = f"ordertrail_migrate_{uuid.uuid4().hex[:10]}"
-    run_sql(pg_admin_url, f'CREATE DATABASE "{name}"')
-    yield with_database(pg_admin_url, name)
-    run_sql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.support.servers import in_thread
 
 
 def tables(dsn: str) -> set[str]:
