@@ -57,13 +57,11 @@ idempotency_records = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("lock_token", UUID(as_uuid=True)),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
-    sa.Column("response_status", sa.Integer),
-    sa.Column("response_body", JSONB),
-    sa.Column("response_headers", JSONB),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("response", JSONB),  # opaque to the store: whatever the command side encoded
     sa.CheckConstraint("status IN ('in_flight', 'done')", name="idempotency_status_check"),
     sa.Index("idempotency_expires_idx", "expires_at"),
 )
