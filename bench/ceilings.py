@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -29,8 +30,9 @@ POOL_SIZE = 10
 CREATE_TABLE = ";\n".join(events_like("ceiling_events"))
 
 INSERT = (
-    "INSERT INTO ceiling_events (event_id, stream_id, stream_type, version, type, data, metadata) "
-    "VALUES ($1, $2, 'Ceiling', 1, 'CeilingRecorded', $3::jsonb, $4::jsonb) RETURNING position"
+    "INSERT INTO ceiling_events "
+    "(event_id, stream_id, stream_type, version, type, data, metadata, recorded_at) "
+    "VALUES ($1, $2, 'Ceiling', 1, 'CeilingRecorded', $3::jsonb, $4::jsonb, $5) RETURNING position"
 )
 
 
@@ -62,7 +64,9 @@ async def insert(request: Request) -> dict[str, Any]:
     data = json.dumps(json.loads(await request.body()))  # parsed and re-encoded, like an event
     stream_id = uuid.uuid4()
     meta = json.dumps({"actor": "bench", "request_id": str(stream_id)})
-    position = await request.app.state.pool.fetchval(INSERT, uuid.uuid4(), stream_id, data, meta)
+    # recorded_at comes from the writer, as an event's does: `events` has no default for it.
+    args = (uuid.uuid4(), stream_id, data, meta, datetime.now(UTC))
+    position = await request.app.state.pool.fetchval(INSERT, *args)
     return {"id": str(stream_id), "version": 1, "position": str(position)}
 
 

@@ -1,29 +1,23 @@
-"""Ceiling tables with the `events` table's shape (migrations/versions/0001_event_store.py)."""
+"""Ceiling tables with the `events` table's shape, built from eventstore/schema.py's metadata."""
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
+
+from eventstore.schema import events
 
 
 def events_like(name: str) -> list[str]:
     """DDL of a table shaped like `events`: same columns, defaults, constraints and indexes."""
-    return [
-        f"""
-        CREATE TABLE IF NOT EXISTS {name} (
-            position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
-            event_id uuid NOT NULL,
-            stream_id uuid NOT NULL,
-            stream_type text NOT NULL,
-            version integer NOT NULL,
-            type text NOT NULL,
-            schema_version smallint NOT NULL DEFAULT 1,
-            data jsonb NOT NULL,
-            metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
-            recorded_at timestamptz NOT NULL DEFAULT now(),
-            CONSTRAINT {name}_event_id_key UNIQUE (event_id),
-            CONSTRAINT {name}_stream_version_key UNIQUE (stream_id, version),
-            CONSTRAINT {name}_version_positive CHECK (version > 0)
-        )
-        """,
-        f"CREATE INDEX IF NOT EXISTS {name}_commit_order_idx ON {name} (transaction_id, position)",
-        f"CREATE INDEX IF NOT EXISTS {name}_type_idx ON {name} (stream_type, type)",
-    ]
+    table = events.to_metadata(sa.MetaData(), name=name)
+    # Constraint and index names are per schema: give the copy's their own prefix.
+    named: list[sa.Constraint | sa.Index] = [*table.constraints, *table.indexes]
+    for item in named:
+        if isinstance(item.name, str) and item.name.startswith(f"{events.name}_"):
+            item.name = name + item.name.removeprefix(events.name)
+    statements: list[ExecutableDDLElement] = [CreateTable(table, if_not_exists=True)]
+    statements += [CreateIndex(index, if_not_exists=True) for index in table.indexes]
+    dialect = make_url("postgresql+asyncpg://").get_dialect()()  # the dialect the store runs on
+    return [str(statement.compile(dialect=dialect)) for statement in statements]

@@ -49,10 +49,10 @@ class CommandRunner:
             claimed = await self.repo.store.claim_idempotency(
                 self.principal.subject, self.idempotency_key, self.request_hash
             )
-            if isinstance(claimed, StoredResponse):
-                return replay(claimed)
+            if not isinstance(claimed, IdempotencyClaim):
+                return Answer.from_stored(claimed).response(replayed=True)
             claim = claimed
-        context = Context(self.metadata, self.expected_version, claim, respond=stored_response)
+        context = Context(self.metadata, self.expected_version, claim, respond=stored_answer)
         name = type(command).__name__
         try:
             outcome = await handler(command, self.repo, context)
@@ -63,8 +63,7 @@ class CommandRunner:
                 await release_quietly(self.repo, claim)
             raise
         labelled(COMMANDS, name, "ok").inc()
-        response = stored_response(outcome)
-        return CommandAnswer(response.body, response.status, response.headers)
+        return answer(outcome).response()
 
 
 async def release_quietly(repo: Repository, claim: IdempotencyClaim) -> None:
@@ -73,20 +72,42 @@ async def release_quietly(repo: Repository, claim: IdempotencyClaim) -> None:
         await repo.store.release_idempotency(claim)
 
 
-def stored_response(outcome: Outcome) -> StoredResponse:
+@dataclass(frozen=True)
+class Answer:
+    """A command's HTTP answer: what its client gets, and what a repeat of its key replays."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    def stored(self) -> StoredResponse:
+        """The answer as the event store keeps it (migration 0002 wrote older records so too)."""
+        return {"status": self.status, "body": self.body, "headers": self.headers}
+
+    @classmethod
+    def from_stored(cls, stored: StoredResponse) -> Answer:
+        """The answer a stored response holds."""
+        return cls(int(stored["status"]), stored["body"], stored["headers"])
+
+    def response(self, replayed: bool = False) -> JSONResponse:
+        """The HTTP response; a replay is marked as one."""
+        headers = {**self.headers, "Idempotent-Replayed": "true"} if replayed else self.headers
+        return CommandAnswer(self.body, self.status, headers)
+
+
+def answer(outcome: Outcome) -> Answer:
     """201 for a new stream, else 200; the body and headers of DESIGN §6."""
     token = outcome.position.token if outcome.position else None
     body = {"id": str(outcome.stream_id), "version": outcome.version, "position": token}
     headers = {"ETag": f'"{outcome.version}"'}
     if token is not None:
         headers["X-Position"] = token
-    return StoredResponse(201 if outcome.created else 200, body, headers)
+    return Answer(201 if outcome.created else 200, body, headers)
 
 
-def replay(response: StoredResponse) -> JSONResponse:
-    """The stored response again, marked as a replay."""
-    headers = {**response.headers, "Idempotent-Replayed": "true"}
-    return CommandAnswer(response.body, response.status, headers)
+def stored_answer(outcome: Outcome) -> StoredResponse:
+    """The answer to `outcome` as the event store keeps it with the append."""
+    return answer(outcome).stored()
 
 
 def request_hash(method: str, path: str, body: bytes, expected_version: int | None = None) -> str:

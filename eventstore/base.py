@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
 from uuid import UUID
 
 from eventstore.positions import Position
 from eventstore.records import AppendResult, StoredEvent, StreamAppend
 
-
-@dataclass(frozen=True)
-class StoredResponse:
-    """A command's response, kept so a repeated Idempotency-Key gets the very same answer."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
+# A command's answer as the caller encoded it: a JSON object, kept so a repeated Idempotency-Key
+# gets the very same answer. The store returns it as it was given and never looks inside.
+StoredResponse: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ _CLAIM = sa.text(
         request_hash = excluded.request_hash, status = 'in_flight',
         lock_token = excluded.lock_token, locked_until = excluded.locked_until,
         expires_at = excluded.expires_at, created_at = now(),
-        response_status = NULL, response_body = NULL, response_headers = NULL
+        response = NULL
     WHERE r.expires_at < now()
        OR (r.status = 'in_flight' AND r.locked_until < now()
            AND r.request_hash = excluded.request_hash)
@@ -32,14 +32,13 @@ _CLAIM = sa.text(
 )
 
 _EXISTING = sa.text(
-    "SELECT request_hash, status, response_status, response_body, response_headers "
-    "FROM idempotency_records WHERE actor = :actor AND key = :key"
+    "SELECT request_hash, status, response FROM idempotency_records "
+    "WHERE actor = :actor AND key = :key"
 )
 
 _COMPLETE = sa.text(
     "UPDATE idempotency_records SET status = 'done', locked_until = NULL, "
-    "response_status = :status, response_body = CAST(:body AS jsonb), "
-    "response_headers = CAST(:headers AS jsonb) "
+    "response = CAST(:response AS jsonb) "
     "WHERE actor = :actor AND key = :key AND lock_token = :lock AND status = 'in_flight'"
 )
 
@@ -65,11 +64,8 @@ async def claim(
         raise IdempotencyConflict("body_mismatch")
     if existing.status != "done":
         raise IdempotencyConflict("in_flight")
-    return StoredResponse(
-        existing.response_status,
-        as_json(existing.response_body),
-        as_json(existing.response_headers),
-    )
+    response: StoredResponse = as_json(existing.response)
+    return response
 
 
 async def complete(
@@ -77,8 +73,7 @@ async def complete(
 ) -> None:
     """Record the response; raise ClaimLost (rolling back the caller's append) if not ours."""
     params = {"actor": claim.actor, "key": claim.key, "lock": claim.lock_token}
-    params |= {"status": response.status, "body": json.dumps(response.body)}
-    params["headers"] = json.dumps(response.headers)
+    params["response"] = json.dumps(response)
     result = await conn.execute(_COMPLETE, params)
     if result.rowcount != 1:
         raise ClaimLost(f"idempotency key {claim.key!r} was taken over")

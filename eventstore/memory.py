@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from dataclasses import replace
 from uuid import UUID, uuid4
 
@@ -30,8 +31,8 @@ class InMemoryEventStore:
         self._streams: dict[UUID, list[StoredEvent]] = {}
         self._transactions = itertools.count(1)
         self._lock = asyncio.Lock()
-        # (actor, key) -> (request hash, lock token or None when done, response)
-        self._keys: dict[tuple[str, str], tuple[str, UUID | None, StoredResponse | None]] = {}
+        # (actor, key) -> (request hash, lock token or None when done, response as JSON text)
+        self._keys: dict[tuple[str, str], tuple[str, UUID | None, str | None]] = {}
 
     async def append(
         self, *streams: StreamAppend, completion: Completion | None = None
@@ -102,13 +103,16 @@ class InMemoryEventStore:
             raise IdempotencyConflict("body_mismatch")
         if response is None:
             raise IdempotencyConflict("in_flight")
-        return response
+        stored: StoredResponse = json.loads(response)
+        return stored
 
     def _complete(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         record = self._keys.get((claim.actor, claim.key))
         if record is None or record[1] != claim.lock_token:
             raise ClaimLost(claim.key)
-        self._keys[(claim.actor, claim.key)] = (record[0], None, response)
+        # Kept as JSON, as PostgreSQL keeps it: what is not JSON fails here too, and a caller
+        # changing its dict afterwards does not change the stored answer.
+        self._keys[(claim.actor, claim.key)] = (record[0], None, json.dumps(response))
 
     async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         """Store the response of a claimed request that appended nothing."""

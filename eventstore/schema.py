@@ -1,4 +1,7 @@
-"""Table definitions of the event store (the migrations create them; this mirrors them)."""
+"""The event store's tables as the migrations leave them (migrations/versions/ is the definition).
+
+tests/integration/test_schema_matches_migration.py compares the two table by table.
+"""
 
 from __future__ import annotations
 
@@ -29,15 +32,16 @@ events = sa.Table(
     sa.Column(
         "transaction_id", XID8, nullable=False, server_default=sa.text("pg_current_xact_id()")
     ),
-    sa.Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    sa.Column("event_id", UUID(as_uuid=True), nullable=False),
     sa.Column("stream_id", UUID(as_uuid=True), nullable=False),
     sa.Column("stream_type", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("type", sa.Text, nullable=False),
-    sa.Column("schema_version", sa.SmallInteger, nullable=False, server_default="1"),
+    sa.Column("schema_version", sa.SmallInteger, nullable=False, server_default=sa.text("1")),
     sa.Column("data", JSONB, nullable=False),
     sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("event_id", name="events_event_id_key"),
     sa.UniqueConstraint("stream_id", "version", name="events_stream_version_key"),
     sa.CheckConstraint("version > 0", name="events_version_positive"),
     sa.Index("events_commit_order_idx", "transaction_id", "position"),
@@ -53,13 +57,11 @@ idempotency_records = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("lock_token", UUID(as_uuid=True)),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
-    sa.Column("response_status", sa.Integer),
-    sa.Column("response_body", JSONB),
-    sa.Column("response_headers", JSONB),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("response", JSONB),  # opaque to the store: whatever the command side encoded
     sa.CheckConstraint("status IN ('in_flight', 'done')", name="idempotency_status_check"),
     sa.Index("idempotency_expires_idx", "expires_at"),
 )

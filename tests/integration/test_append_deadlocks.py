@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.catalog import Product
 from domain.values import product_id
-from eventstore.base import StoredResponse
+from eventstore.base import IdempotencyClaim
 from eventstore.driver import CONNECT_ARGS_OPTION, dispose
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import AppendResult, NewEvent, StreamAppend, WrongExpectedVersion
@@ -172,12 +172,12 @@ async def test_a_command_whose_transaction_is_a_deadlock_victim_is_run_again(
     sku = f"DEADLOCK-{uuid.uuid4().hex[:8]}"
     stream_id = product_id(sku)
     claim = await store.claim_idempotency("alice", sku, "hash")
-    assert not isinstance(claim, StoredResponse)
+    assert isinstance(claim, IdempotencyClaim)
     # The other writer locks the key's record; the command's transaction will wait for it
     # with the stream's first version written, and the other writer then writes that version.
     lock = "SELECT 1 FROM idempotency_records WHERE actor = 'alice' AND key = $1 FOR UPDATE"
     await other.execute(lock, sku)
-    context = Context(claim=claim, respond=lambda o: StoredResponse(201, {"version": o.version}))
+    context = Context(claim=claim, respond=lambda o: {"version": o.version})
     command = started(Repository(store).execute(Product, stream_id, registering(sku), context))
     await waiting(other, name, 1)
     await other.execute(INSERT, stream_id, 1)  # returns once PostgreSQL aborted the command's
@@ -185,6 +185,4 @@ async def test_a_command_whose_transaction_is_a_deadlock_victim_is_run_again(
     outcome = await command
     assert (outcome.version, outcome.created) == (1, True)
     assert [e.type for e in await store.read_stream(stream_id)] == ["ProductRegistered"]
-    assert await store.claim_idempotency("alice", sku, "hash") == StoredResponse(
-        201, {"version": 1}
-    )
+    assert await store.claim_idempotency("alice", sku, "hash") == {"version": 1}
