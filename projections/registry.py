@@ -53,6 +53,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
 }
 
+
 def build(
     name: str, db: AsyncDatabase[Document], names: Mapping[str, str] | None = None
 ) -> Subscriber:
