@@ -29,7 +29,7 @@ from core.settings import Settings
 from core.signals import REBUILD_ACTOR, REPLAY_ACTOR, create_broker, job_message
 from ops.admin import to_json
 from ops.status import gather_status
-from projections.base import Document
+from projections.documents import Document
 from projections.registry import PROJECTIONS
 from workers.jobs import Jobs
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eventstore.inspect import behind, head, watermark_holders
 from eventstore.positions import Position
 from projections.aliases import Aliases
-from projections.base import Document
 from projections.checkpoints import subscriber_status
+from projections.documents import Document
 from projections.registry import PROJECTIONS
 from workers.fulfilment import FulfilmentProcess
 from workers.lease import owners

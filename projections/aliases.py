@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.base import Document
+from projections.documents import Document
 from projections.registry import COLLECTIONS
 
 ALIASES = "aliases"

@@ -8,7 +8,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from projections.audit_log import AuditLogProjection
-from projections.base import Document, Subscriber
+from projections.base import Subscriber
+from projections.documents import Document
 from projections.orders import OrdersProjection
 from projections.products import ProductsProjection
 from projections.sales_daily import SalesDailyProjection

@@ -16,7 +16,7 @@ from core.auth import Principal
 from core.http import read_headers, require_scope
 from core.openapi import documents, model_headers
 from core.settings import Settings
-from projections.base import Document
+from projections.documents import Document
 from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough, View
 
 MAX_PAGE_SIZE = 200

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections.base import Document
 from projections.checkpoints import Checkpoints
+from projections.documents import Document
 from workers.lease import Lease, owners
 
 FLAG_SECONDS = 30.0

@@ -24,8 +24,9 @@ from eventstore.inspect import behind
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoredEvent
 from projections.aliases import Aliases, generation_names
-from projections.base import Document, Subscriber
+from projections.base import Subscriber
 from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.documents import Document
 from projections.registry import PROJECTIONS, build, ensure_indexes
 from workers.handoff import handoff
 from workers.lease import Lease

@@ -19,8 +19,9 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.records import StoredEvent
 from eventstore.repository import Repository
 from projections.aliases import Aliases
-from projections.base import Document, ProjectorError, Repairable
+from projections.base import ProjectorError, Repairable
 from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.documents import Document
 from projections.registry import PROJECTIONS, build
 from workers.fulfilment import FulfilmentProcess
 from workers.handoff import handoff

@@ -19,7 +19,7 @@ from core.mongo import create_mongo_client, database
 from core.settings import Settings
 from core.supervisor import Supervisor
 from eventstore.driver import dispose
-from projections.base import Document
+from projections.documents import Document
 from workers.jobs import Jobs, ProgressReporter
 from workers.rebuild import rebuild
 from workers.replay import replay_stream

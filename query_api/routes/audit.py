@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from projections.base import Document
+from projections.documents import Document
 from query_api.deps import Db, Paging, Reader, fresh
 from query_api.routes.common import ERRORS, between, utc
 from query_api.schemas import AuditEntryResponse, Paginated

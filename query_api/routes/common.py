@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from core.errors import ErrorResponse
-from projections.base import Document
+from projections.documents import Document
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing, invalid or expired token"},

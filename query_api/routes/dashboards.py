@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from projections.base import Document, money
+from projections.documents import Document, money
 from query_api.deps import Db, Reader, fresh
 from query_api.routes.common import ERRORS
 from query_api.schemas import OrderStatusResponse, SalesDailyResponse, TopProductsResponse

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from projections.base import Document
+from projections.documents import Document
 from query_api.deps import Db, Paging, Reader, canonical_uuid, fresh, fresh_document
 from query_api.routes.common import ERRORS, NOT_FOUND, between, found, utc
 from query_api.schemas import OrderResponse, Paginated

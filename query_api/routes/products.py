@@ -9,7 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from projections.base import Document, cents
+from projections.documents import Document, cents
 from query_api.deps import Db, Paging, Reader, canonical_uuid, fresh, fresh_document
 from query_api.routes.common import ERRORS, NOT_FOUND, found
 from query_api.schemas import Paginated, ProductResponse

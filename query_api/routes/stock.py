@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from projections.base import Document
+from projections.documents import Document
 from query_api.deps import Db, Paging, Reader, fresh, fresh_document
 from query_api.routes.common import ERRORS, NOT_FOUND, found
 from query_api.routes.products import SkuPath, canonical_sku

@@ -54,3 +54,9 @@ def test_command_side_does_not_import_the_query_side() -> None:
         for path in (ROOT / package).rglob("*.py"):
             tops = {m.split(".")[0] for m in imported_modules(path)}
             assert not tops & {"query_api", "projections"}, path
+
+
+def test_read_model_documents_import_the_standard_library_only() -> None:
+    # The query API imports them: nothing of the write side may come along.
+    modules = imported_modules(ROOT / "projections" / "documents.py")
+    assert {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names} == set()
