@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.base import Document
 from projections.collections import COLLECTIONS
+from projections.documents import Document
 
 ALIASES = "aliases"
 Names = dict[str, str]

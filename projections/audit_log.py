@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 from uuid import UUID
 
 from pymongo import InsertOne
@@ -12,10 +13,11 @@ from pymongo.errors import BulkWriteError
 from domain.registry import EVENT_TYPES
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
-from projections.base import DUPLICATE_KEY, Document, ReadModel
+from projections.base import DUPLICATE_KEY, ReadModel
+from projections.documents import AuditEntry
 
 
-def audit_entry(event: StoredEvent) -> Document:
+def audit_entry(event: StoredEvent) -> AuditEntry:
     """The audit document of an event; `_id` is its global position, so a repeat is refused."""
     meta = event.metadata
     return {
@@ -44,9 +46,10 @@ class AuditLogProjection(ReadModel):
     handles = frozenset(EVENT_TYPES)
 
     @property
-    def collection(self) -> AsyncCollection[Document]:
+    def collection(self) -> AsyncCollection[AuditEntry]:
         """The collection this projection writes."""
-        return self.collection_of(self.collection_name)
+        # MongoDB hands back plain dicts: the ones here are the entries `audit_entry` makes.
+        return cast("AsyncCollection[AuditEntry]", self.collection_of(self.collection_name))
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
         """Insert every event; ones already there (a redelivery) are left as they are."""

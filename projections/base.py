@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 from pymongo import InsertOne, ReplaceOne
@@ -22,25 +21,11 @@ from pymongo.errors import BulkWriteError
 
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
+from projections.documents import Document, FoldedT
 from subscriptions import ConcurrentWrite, ProjectorError
 
-Document = dict[str, Any]
 DUPLICATE_KEY = 11000
-
-
-def cents(amount: str | Decimal) -> int:
-    """Money as integer cents, for range filters and sums."""
-    return int(Decimal(amount) * 100)
-
-
-def money(amount_cents: int) -> str:
-    """Integer cents as a decimal string with two places."""
-    return str((Decimal(amount_cents) / 100).quantize(Decimal("0.01")))
-
-
-def stream_meta(event: StoredEvent) -> Document:
-    """Fields every folded document keeps about its newest event."""
-    return {"updated_at": event.recorded_at}
+MappingT = TypeVar("MappingT", bound=Mapping[str, Any])
 
 
 class ReadModel:
@@ -58,7 +43,7 @@ class ReadModel:
         return self.db[self.names.get(logical, logical)]
 
 
-class DocumentProjection(ReadModel):
+class DocumentProjection(ReadModel, Generic[FoldedT]):
     """A read model with one document per key, each folded from the events of that key."""
 
     name: str
@@ -66,15 +51,16 @@ class DocumentProjection(ReadModel):
     handles: frozenset[str]
 
     @property
-    def collection(self) -> AsyncCollection[Document]:
+    def collection(self) -> AsyncCollection[FoldedT]:
         """The collection this projection writes."""
-        return self.collection_of(self.collection_name)
+        # MongoDB hands back plain dicts: the ones here are the documents `fold` makes.
+        return cast("AsyncCollection[FoldedT]", self.collection_of(self.collection_name))
 
     def key(self, event: StoredEvent) -> str | None:
         """The id of the document an event changes (None: no document)."""
         raise NotImplementedError
 
-    def fold(self, doc: Document | None, event: StoredEvent) -> Document:
+    def fold(self, doc: FoldedT | None, event: StoredEvent) -> FoldedT:
         """The document after `event` (pure: no I/O)."""
         raise NotImplementedError
 
@@ -94,11 +80,11 @@ class DocumentProjection(ReadModel):
             if (key := self.key(event)) is not None:
                 by_key.setdefault(key, []).append(event)
         for key, evs in by_key.items():
-            doc: Document | None = None
+            doc: FoldedT | None = None
             for event in evs:
                 doc = self.fold(doc, event)
             assert doc is not None
-            doc.update(_id=key, _last=evs[-1].token)
+            doc["_id"], doc["_last"] = key, evs[-1].token
             await self.collection.replace_one({"_id": key}, doc, upsert=True)
         return len(by_key)
 
@@ -109,7 +95,8 @@ class DocumentProjection(ReadModel):
             return
         doc = await self.collection.find_one({"_id": key})
         folded = self.fold(copy.deepcopy(doc) if doc else None, event)
-        folded.update(_id=key, _last=max(doc["_last"], event.token) if doc else event.token)
+        folded["_id"] = key
+        folded["_last"] = max(doc["_last"], event.token) if doc else event.token
         await self.collection.replace_one({"_id": key}, folded, upsert=True)
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
@@ -145,7 +132,7 @@ class DocumentProjection(ReadModel):
 
     async def _fold_and_write(self, by_key: dict[str, list[StoredEvent]], read: set[str]) -> None:
         """Read the documents of `read` (the others are taken as new), fold, write guarded."""
-        existing: dict[str, Document] = {}
+        existing: dict[str, FoldedT] = {}
         if read:
             found = self.collection.find({"_id": {"$in": list(read)}})
             existing = {doc["_id"]: doc async for doc in found}
@@ -155,8 +142,8 @@ class DocumentProjection(ReadModel):
         await guarded_bulk_write(self.collection, ops)
 
     def _write(
-        self, key: str, doc: Document | None, events: list[StoredEvent]
-    ) -> InsertOne[Document] | ReplaceOne[Document] | None:
+        self, key: str, doc: FoldedT | None, events: list[StoredEvent]
+    ) -> InsertOne[FoldedT] | ReplaceOne[FoldedT] | None:
         last = doc["_last"] if doc else ""
         pending = [e for e in events if e.token > last]
         if not pending:
@@ -168,14 +155,14 @@ class DocumentProjection(ReadModel):
             except Exception as exc:
                 raise ProjectorError(event, exc) from exc
         assert folded is not None
-        folded.update(_id=key, _last=pending[-1].token)
+        folded["_id"], folded["_last"] = key, pending[-1].token
         if doc is None:
             return InsertOne(folded)
         return ReplaceOne({"_id": key, "_last": last}, folded)
 
 
 async def guarded_bulk_write(
-    collection: AsyncCollection[Document], ops: Sequence[InsertOne[Document] | ReplaceOne[Document]]
+    collection: AsyncCollection[MappingT], ops: Sequence[InsertOne[MappingT] | ReplaceOne[MappingT]]
 ) -> None:
     """Write all ops; if a guard or insert lost a race, raise ConcurrentWrite after the rest."""
     if not ops:

@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
-from projections.base import Document
+from projections.documents import Document
 
 CHECKPOINTS, PARKED = "checkpoints", "parked_events"
 

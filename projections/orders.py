@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from eventstore.records import StoredEvent
-from projections.base import Document, DocumentProjection, cents, stream_meta
+from projections.base import DocumentProjection
+from projections.documents import HistoryEntry, OrderDocument, cents
 
 STATUS_BY_EVENT = {
     "OrderPlaced": "pending",
@@ -14,7 +15,7 @@ STATUS_BY_EVENT = {
 }
 
 
-class OrdersProjection(DocumentProjection):
+class OrdersProjection(DocumentProjection[OrderDocument]):
     """`orders`: {id, customer_id, status, lines, total, placed_at, history, version}."""
 
     name = "orders"
@@ -25,22 +26,23 @@ class OrdersProjection(DocumentProjection):
         """One document per order stream."""
         return str(event.stream_id)
 
-    def fold(self, doc: Document | None, event: StoredEvent) -> Document:
+    def fold(self, doc: OrderDocument | None, event: StoredEvent) -> OrderDocument:
         """Apply one order event."""
         if event.type == "OrderPlaced":
             doc = placed(event)
         elif doc is None:
             raise ValueError(f"{event.type} before OrderPlaced")
         status = STATUS_BY_EVENT[event.type]
-        entry = {"status": status, "at": event.recorded_at, "position": event.token}
+        entry: HistoryEntry = {"status": status, "at": event.recorded_at, "position": event.token}
         if "reason" in event.data:
             entry["reason"] = doc["reason"] = event.data["reason"]
         doc["history"].append(entry)
-        doc.update(status=status, version=event.version, **stream_meta(event))
+        doc["status"], doc["version"] = status, event.version
+        doc["updated_at"] = event.recorded_at
         return doc
 
 
-def placed(event: StoredEvent) -> Document:
+def placed(event: StoredEvent) -> OrderDocument:
     """A new order document."""
     data = event.data
     return {
@@ -52,4 +54,10 @@ def placed(event: StoredEvent) -> Document:
         "total_cents": cents(data["total"]),
         "placed_at": event.recorded_at,
         "history": [],
+        # Set again by the fold, as by every event after: here so that the document is whole.
+        "status": STATUS_BY_EVENT[event.type],
+        "version": event.version,
+        "updated_at": event.recorded_at,
+        "_id": str(event.stream_id),
+        "_last": event.token,
     }

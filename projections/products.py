@@ -7,7 +7,8 @@ from uuid import UUID
 
 from domain.values import product_id, stock_item_id
 from eventstore.records import StoredEvent
-from projections.base import Document, DocumentProjection, cents, stream_meta
+from projections.base import DocumentProjection
+from projections.documents import ProductDocument, StockLevels, cents
 
 PRODUCT_EVENTS = {"ProductRegistered", "ProductRenamed", "ProductRepriced", "ProductDiscontinued"}
 STOCK_EVENTS = {
@@ -19,7 +20,7 @@ STOCK_EVENTS = {
 }
 
 
-class ProductsProjection(DocumentProjection):
+class ProductsProjection(DocumentProjection[ProductDocument]):
     """`products`: {id, sku, name, description, category, price, unit, status, available, ...}."""
 
     name = "products"
@@ -37,27 +38,27 @@ class ProductsProjection(DocumentProjection):
         skus = {e.data["sku"] for e in events if "sku" in e.data}
         return {product_id(sku) for sku in skus} | {stock_item_id(sku) for sku in skus}
 
-    def fold(self, doc: Document | None, event: StoredEvent) -> Document:
+    def fold(self, doc: ProductDocument | None, event: StoredEvent) -> ProductDocument:
         """Apply one event to the product document."""
         if event.type == "ProductRegistered":
             return registered(event)
         if doc is None:
             raise ValueError(f"{event.type} before ProductRegistered")
         if event.type in PRODUCT_EVENTS:
-            doc.update(version=event.version, **stream_meta(event))
+            doc["version"], doc["updated_at"] = event.version, event.recorded_at
         data = event.data
         if event.type == "ProductRenamed":
             doc["name"] = data["name"]
         elif event.type == "ProductRepriced":
-            doc.update(price=data["price"], price_cents=cents(data["price"]))
+            doc["price"], doc["price_cents"] = data["price"], cents(data["price"])
         elif event.type == "ProductDiscontinued":
-            doc.update(status="discontinued", discontinued_reason=data["reason"])
+            doc["status"], doc["discontinued_reason"] = "discontinued", data["reason"]
         else:
             apply_stock(doc, event)
         return doc
 
 
-def registered(event: StoredEvent) -> Document:
+def registered(event: StoredEvent) -> ProductDocument:
     """A new product document."""
     data = event.data
     return {
@@ -76,10 +77,12 @@ def registered(event: StoredEvent) -> Document:
         "version": event.version,
         "created_at": event.recorded_at,
         "updated_at": event.recorded_at,
+        "_id": str(event.stream_id),
+        "_last": event.token,
     }
 
 
-def apply_stock(doc: Document, event: StoredEvent) -> None:
+def apply_stock(doc: StockLevels, event: StoredEvent) -> None:
     """Stock movements as they change on hand, reserved and available."""
     data, on_hand, reserved = event.data, doc["on_hand"], doc["reserved"]
     if event.type == "StockReceived":
@@ -92,4 +95,4 @@ def apply_stock(doc: Document, event: StoredEvent) -> None:
         reserved -= data["quantity"]
     elif event.type == "StockShipped":
         on_hand, reserved = on_hand - data["quantity"], reserved - data["quantity"]
-    doc.update(on_hand=on_hand, reserved=reserved, available=on_hand - reserved)
+    doc["on_hand"], doc["reserved"], doc["available"] = on_hand, reserved, on_hand - reserved

@@ -8,8 +8,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from projections.audit_log import AuditLogProjection
-from projections.base import Document
 from projections.collections import COLLECTIONS
+from projections.documents import Document
 from projections.orders import OrdersProjection
 from projections.products import ProductsProjection
 from projections.sales_daily import SalesDailyProjection

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 from uuid import UUID
 
 from pymongo import InsertOne, ReplaceOne
@@ -22,13 +23,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
-from projections.base import (
-    Document,
-    ReadModel,
-    cents,
-    guarded_bulk_write,
-    money,
-)
+from projections.base import ReadModel, guarded_bulk_write
+from projections.documents import SalesDayDocument, SalesOrderState, SkuSalesRow, cents, money
 from subscriptions import ProjectorError
 
 ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
@@ -41,7 +37,7 @@ class Effect:
     day: str
     token: str
     sign: int
-    order: Document = field(repr=False)
+    order: SalesOrderState = field(repr=False)
 
 
 class SalesDailyProjection(ReadModel):
@@ -50,15 +46,16 @@ class SalesDailyProjection(ReadModel):
     name = "sales_daily"
     handles = ORDER_EVENTS
 
+    # MongoDB hands back plain dicts: the ones in these collections are the ones written here.
     @property
-    def days(self) -> AsyncCollection[Document]:
+    def days(self) -> AsyncCollection[SalesDayDocument]:
         """Per-day counters."""
-        return self.collection_of("sales_daily")
+        return cast("AsyncCollection[SalesDayDocument]", self.collection_of("sales_daily"))
 
     @property
-    def orders(self) -> AsyncCollection[Document]:
+    def orders(self) -> AsyncCollection[SalesOrderState]:
         """Per-order state the counting needs (lines, day, counted)."""
-        return self.collection_of("sales_orders")
+        return cast("AsyncCollection[SalesOrderState]", self.collection_of("sales_orders"))
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
         """Fold order states, apply their effects to the days, then save the states."""
@@ -71,7 +68,7 @@ class SalesDailyProjection(ReadModel):
     async def _apply_effects(self, effects: list[Effect]) -> None:
         days = list({effect.day for effect in effects})
         current = {doc["_id"]: doc async for doc in self.days.find({"_id": {"$in": days}})}
-        ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
+        ops: list[InsertOne[SalesDayDocument] | ReplaceOne[SalesDayDocument]] = []
         for day in days:
             doc = current.get(day)
             last = doc["_last"] if doc else ""
@@ -119,7 +116,9 @@ class SalesDailyProjection(ReadModel):
         last = max(event.token, stored["_last"] if stored else "")
         await self._settle(str(event.stream_id), stored, state, last)
 
-    async def _settle(self, key: str, stored: Document | None, state: Document, last: str) -> None:
+    async def _settle(
+        self, key: str, stored: SalesOrderState | None, state: SalesOrderState, last: str
+    ) -> None:
         """Store `state`; if it counts differently from the `stored` one, correct its day.
 
         The stored state says what the day counts (days are written before states, and a
@@ -130,18 +129,18 @@ class SalesDailyProjection(ReadModel):
         if state["counted"] != was_counted:
             effect = Effect(state["day"], last, +1 if state["counted"] else -1, state)
             doc = await self.days.find_one({"_id": state["day"]}) or empty_day(state["day"])
-            keep_last = doc.get("_last", "")
+            keep_last = doc["_last"]
             corrected = count(doc, [effect])
             # A correction, not a newer event: moving `_last` would drop other orders' events.
             corrected["_last"] = keep_last
             await self.days.replace_one({"_id": state["day"]}, corrected, upsert=True)
-        state.update(_id=key, _last=last)
+        state["_id"], state["_last"] = key, last
         await self.orders.replace_one({"_id": key}, state, upsert=True)
 
 
 def fold_orders(
-    before: dict[str, Document], events: Sequence[StoredEvent]
-) -> tuple[dict[str, Document], list[Effect]]:
+    before: dict[str, SalesOrderState], events: Sequence[StoredEvent]
+) -> tuple[dict[str, SalesOrderState], list[Effect]]:
     """New order states and the day effects of events not yet folded into them."""
     after, effects = copy.deepcopy(before), []
     for event in events:
@@ -153,18 +152,19 @@ def fold_orders(
             state, effect = fold_order(state, event)
         except Exception as exc:
             raise ProjectorError(event, exc) from exc
-        state.update(_id=key, _last=event.token)
+        state["_id"], state["_last"] = key, event.token
         after[key] = state
         if effect is not None:
             effects.append(effect)
     return after, effects
 
 
-def fold_order(state: Document | None, event: StoredEvent) -> tuple[Document, Effect | None]:
+def fold_order(
+    state: SalesOrderState | None, event: StoredEvent
+) -> tuple[SalesOrderState, Effect | None]:
     """One order event: the new state, and the day effect it has, if any."""
     if event.type == "OrderPlaced":
-        day = event.recorded_at.date().isoformat()
-        return {"day": day, "lines": event.data["lines"], "counted": False}, None
+        return placed(event), None
     if state is None:
         raise ValueError(f"{event.type} before OrderPlaced")
     if event.type == "OrderConfirmed" and not state["counted"]:
@@ -176,11 +176,22 @@ def fold_order(state: Document | None, event: StoredEvent) -> tuple[Document, Ef
     return state, None
 
 
+def placed(event: StoredEvent) -> SalesOrderState:
+    """The state of a new order: its lines, its day, not counted until confirmed."""
+    return {
+        "day": event.recorded_at.date().isoformat(),
+        "lines": event.data["lines"],
+        "counted": False,
+        "_id": str(event.stream_id),
+        "_last": event.token,
+    }
+
+
 def state_writes(
-    before: dict[str, Document], after: dict[str, Document]
-) -> list[InsertOne[Document] | ReplaceOne[Document]]:
+    before: dict[str, SalesOrderState], after: dict[str, SalesOrderState]
+) -> list[InsertOne[SalesOrderState] | ReplaceOne[SalesOrderState]]:
     """Guarded writes of the order states that changed."""
-    ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
+    ops: list[InsertOne[SalesOrderState] | ReplaceOne[SalesOrderState]] = []
     for key, state in after.items():
         old = before.get(key)
         if old is None:
@@ -190,15 +201,23 @@ def state_writes(
     return ops
 
 
-def empty_day(day: str) -> Document:
-    """A day with nothing sold."""
-    return {"_id": day, "date": day, "orders": 0, "revenue_cents": 0, "skus": []}
+def empty_day(day: str) -> SalesDayDocument:
+    """A day with nothing sold (and no event counted: `_last` is before every token)."""
+    return {
+        "_id": day,
+        "date": day,
+        "orders": 0,
+        "revenue_cents": 0,
+        "skus": [],
+        "revenue": money(0),
+        "_last": "",
+    }
 
 
-def count(doc: Document, effects: list[Effect]) -> Document:
+def count(doc: SalesDayDocument, effects: list[Effect]) -> SalesDayDocument:
     """Add (or take back) each effect's order to the day's counters."""
     # SKUs may hold dots, which MongoDB field names should not: per-SKU figures are a list.
-    per_sku = {row["sku"]: row for row in doc["skus"]}
+    per_sku: dict[str, SkuSalesRow] = {row["sku"]: row for row in doc["skus"]}
     for effect in effects:
         doc["orders"] += effect.sign
         for line in effect.order["lines"]:
@@ -210,5 +229,5 @@ def count(doc: Document, effects: list[Effect]) -> Document:
             row["revenue_cents"] += effect.sign * line_cents
             doc["revenue_cents"] += effect.sign * line_cents
     doc["skus"] = [per_sku[sku] for sku in sorted(per_sku)]
-    doc.update(revenue=money(doc["revenue_cents"]), _last=max(e.token for e in effects))
+    doc["revenue"], doc["_last"] = money(doc["revenue_cents"]), max(e.token for e in effects)
     return doc

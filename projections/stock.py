@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from eventstore.records import StoredEvent
-from projections.base import Document, DocumentProjection, stream_meta
+from projections.base import DocumentProjection
+from projections.documents import StockDocument
 from projections.products import STOCK_EVENTS, apply_stock
 
 
-class StockProjection(DocumentProjection):
+class StockProjection(DocumentProjection[StockDocument]):
     """`stock`: {sku, on_hand, reserved, available, version}, keyed by SKU."""
 
     name = "stock"
@@ -18,14 +19,29 @@ class StockProjection(DocumentProjection):
         """Documents are keyed by SKU."""
         return str(event.data["sku"])
 
-    def fold(self, doc: Document | None, event: StoredEvent) -> Document:
+    def fold(self, doc: StockDocument | None, event: StoredEvent) -> StockDocument:
         """Apply one stock event."""
         if event.type == "StockItemOpened":
-            doc = {"sku": event.data["sku"], "on_hand": 0, "reserved": 0, "available": 0}
-            doc["created_at"] = event.recorded_at
-        elif doc is None:
+            return opened(event)
+        if doc is None:
             raise ValueError(f"{event.type} before StockItemOpened")
-        else:
-            apply_stock(doc, event)
-        doc.update(stream_id=str(event.stream_id), version=event.version, **stream_meta(event))
+        apply_stock(doc, event)
+        doc["stream_id"], doc["version"] = str(event.stream_id), event.version
+        doc["updated_at"] = event.recorded_at
         return doc
+
+
+def opened(event: StoredEvent) -> StockDocument:
+    """A new stock document, with nothing in stock."""
+    return {
+        "sku": event.data["sku"],
+        "on_hand": 0,
+        "reserved": 0,
+        "available": 0,
+        "created_at": event.recorded_at,
+        "stream_id": str(event.stream_id),
+        "version": event.version,
+        "updated_at": event.recorded_at,
+        "_id": str(event.data["sku"]),
+        "_last": event.token,
+    }

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
 from fastapi import Depends, HTTPException, Query, Request
@@ -16,10 +16,18 @@ from core.auth import Principal
 from core.http import read_headers, require_scope
 from core.openapi import documents, model_headers
 from core.settings import Settings
-from projections.base import Document
+from projections.documents import (
+    AuditEntry,
+    Document,
+    OrderDocument,
+    ProductDocument,
+    SalesDayDocument,
+    StockDocument,
+)
 from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough, View
 
 MAX_PAGE_SIZE = 200
+T = TypeVar("T", bound=Mapping[str, Any])
 
 
 class ReadModels:
@@ -30,6 +38,36 @@ class ReadModels:
 
     def __getitem__(self, logical: str) -> AsyncCollection[Document]:
         return self.db[self.names.get(logical, logical)]
+
+    def typed(self, logical: str, document: type[T]) -> AsyncCollection[T]:
+        """The collection behind `logical`, its documents typed as its projection writes them."""
+        # MongoDB hands back plain dicts: this is where the query API's documents get their type.
+        return cast("AsyncCollection[T]", self[logical])
+
+    @property
+    def products(self) -> AsyncCollection[ProductDocument]:
+        """The catalog."""
+        return self.typed("products", ProductDocument)
+
+    @property
+    def stock(self) -> AsyncCollection[StockDocument]:
+        """Stock per SKU."""
+        return self.typed("stock", StockDocument)
+
+    @property
+    def orders(self) -> AsyncCollection[OrderDocument]:
+        """Orders with their history."""
+        return self.typed("orders", OrderDocument)
+
+    @property
+    def sales_daily(self) -> AsyncCollection[SalesDayDocument]:
+        """Sales per day."""
+        return self.typed("sales_daily", SalesDayDocument)
+
+    @property
+    def audit_log(self) -> AsyncCollection[AuditEntry]:
+        """Every event."""
+        return self.typed("audit_log", AuditEntry)
 
 
 Reader = Annotated[Principal, Depends(require_scope("queries:read"))]

@@ -35,7 +35,7 @@ from pymongo.errors import PyMongoError
 
 from core.supervisor import Supervisor, TaskHealth
 from projections.aliases import Aliases
-from projections.base import Document
+from projections.documents import Document
 
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
 log = logging.getLogger(__name__)

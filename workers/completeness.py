@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -39,8 +39,9 @@ from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.aliases import Aliases
 from projections.audit_log import audit_entry
-from projections.base import Document, DocumentProjection
+from projections.base import DocumentProjection
 from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.documents import Document, FoldedT
 from projections.registry import build
 from subscriptions.ports import ReadSide, StoreInspector
 
@@ -99,7 +100,7 @@ async def _audit(
 
 
 async def _audit_documents(
-    projection: DocumentProjection, side: ReadSide, upto: Position, skip: set[str]
+    projection: DocumentProjection[Any], side: ReadSide, upto: Position, skip: set[str]
 ) -> tuple[int, list[Hole]]:
     """Each document equals the fold of its events; every stream has its document."""
     store, checked, holes = side.store, 0, []
@@ -120,7 +121,7 @@ async def _audit_documents(
 
 
 async def _events_by_key(
-    projection: DocumentProjection, store: EventStore, ids: list[UUID]
+    projection: DocumentProjection[Any], store: EventStore, ids: list[UUID]
 ) -> dict[str, list[StoredEvent]]:
     """The handled events of these streams and of the streams they draw on, by document."""
     streams = await read_streams(store, set(ids))
@@ -160,24 +161,24 @@ def merged(streams: list[list[StoredEvent]], handles: frozenset[str]) -> list[St
     return sorted(events, key=lambda e: e.position)
 
 
-async def documents(collection: AsyncCollection[Document], keys: Iterable[Any]) -> dict[Any, Any]:
+async def documents(collection: AsyncCollection[Any], keys: Iterable[Any]) -> dict[Any, Any]:
     """The documents of `keys`, by key."""
     return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": list(keys)}})}
 
 
 def refold(
-    fold: Callable[[Document | None, StoredEvent], Document],
+    fold: Callable[[FoldedT | None, StoredEvent], FoldedT],
     key: str,
     events: list[StoredEvent],
     bound: str,
     skip: set[str],
-) -> tuple[Document | None, list[Hole]]:
+) -> tuple[FoldedT | None, list[Hole]]:
     """The document the events up to `bound` make, and the events that cannot be folded.
 
     A rejected event is one the live projection parks: left out of the fold, and a hole only
     if it is not parked (then the projection dropped it without saying so).
     """
-    doc: Document | None = None
+    doc: FoldedT | None = None
     holes = []
     for event in (e for e in events if e.token <= bound):
         try:
@@ -186,12 +187,12 @@ def refold(
             if event.token not in skip:
                 holes.append({"kind": "unprojectable", "position": event.token, "error": str(exc)})
             continue
-        doc.update(_id=key, _last=event.token)
+        doc["_id"], doc["_last"] = key, event.token
     return doc, holes
 
 
 def compare(
-    collection: AsyncCollection[Document], key: str, expected: Document | None, found: Any
+    collection: AsyncCollection[Any], key: str, expected: Mapping[str, Any] | None, found: Any
 ) -> list[Hole]:
     """[] if `found` is `expected` as the collection stores it, else the hole."""
     if expected is None:
@@ -214,7 +215,7 @@ def compare(
 
 async def unexpected(
     inspector: StoreInspector,
-    collection: AsyncCollection[Document],
+    collection: AsyncCollection[Any],
     stream_of: Callable[[str], UUID],
 ) -> list[Hole]:
     """Documents whose stream the store does not have, paging the collection by `_id`."""

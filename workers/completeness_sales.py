@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
-from projections.base import Document
+from projections.documents import SalesDayDocument, SalesOrderState
 from projections.sales_daily import ORDER_EVENTS, SalesDailyProjection, count, empty_day, fold_order
 from subscriptions.ports import ReadSide
 from workers.completeness import (
@@ -36,7 +36,7 @@ async def audit_sales(
     bounds = {day: max(upto.token, doc.get("_last", "")) for day, doc in days.items()}
     newest = Position.parse(max([upto.token, *bounds.values()]))
     store, checked, holes = side.store, 0, []
-    expected: dict[str, Document] = {}
+    expected: dict[str, SalesDayDocument] = {}
     async for ids in primary_streams(side.inspector, projection, newest):
         found = await documents(projection.orders, [str(i) for i in ids])
         for stream in await read_streams(store, ids):
@@ -54,15 +54,18 @@ async def audit_sales(
     return checked, holes + await unexpected(side.inspector, projection.orders, UUID)
 
 
-def _state(state: Document | None, event: StoredEvent) -> Document:
+def _state(state: SalesOrderState | None, event: StoredEvent) -> SalesOrderState:
     return fold_order(state, event)[0]
 
 
 def _count(
-    days: dict[str, Document], events: list[StoredEvent], bounds: dict[str, str], upto: str
+    days: dict[str, SalesDayDocument],
+    events: list[StoredEvent],
+    bounds: dict[str, str],
+    upto: str,
 ) -> None:
     """Count one order's effects into their day, up to that day's bound."""
-    state: Document | None = None
+    state: SalesOrderState | None = None
     for event in events:
         try:
             state, effect = fold_order(copy.deepcopy(state), event)
@@ -72,7 +75,7 @@ def _count(
             count(days.setdefault(effect.day, empty_day(effect.day)), [effect])
 
 
-def _figures(doc: Document | None) -> dict[str, Any]:
+def _figures(doc: SalesDayDocument | None) -> dict[str, Any]:
     if doc is None:
         return {"orders": 0, "revenue_cents": 0, "skus": []}
     skus = [row for row in doc["skus"] if row["units"] or row["revenue_cents"]]

@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.base import Document
+from projections.documents import Document
 
 JOBS = "jobs"
 # A running job whose owner has not written for this long is taken to be dead (and re-runnable).

@@ -21,8 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from eventstore.records import StoredEvent
 from projections.aliases import Aliases, generation_names
-from projections.base import Document
 from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.documents import Document
 from projections.registry import PROJECTIONS, build, ensure_indexes
 from subscriptions import Subscriber
 from subscriptions.ports import Leases, ReadSide

@@ -18,8 +18,8 @@ from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from eventstore.repository import Repository
 from projections.aliases import Aliases
-from projections.base import Document
 from projections.checkpoints import Checkpoints, ParkedEvents
+from projections.documents import Document
 from projections.registry import PROJECTIONS, build
 from subscriptions import FULFILMENT, ProjectorError, Repairable
 from subscriptions.ports import ReadSide

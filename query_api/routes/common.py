@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException
 
 from core.errors import ErrorResponse
-from projections.base import Document
+from projections.documents import Document
 
+T = TypeVar("T")
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing, invalid or expired token"},
     403: {"model": ErrorResponse, "description": "Token lacks the queries:read scope"},
@@ -25,7 +26,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def found(doc: Document | None, what: str) -> Document:
+def found(doc: T | None, what: str) -> T:
     """The document, or a 404."""
     if doc is None:
         raise HTTPException(404, detail=f"{what} not found")

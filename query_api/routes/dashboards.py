@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, TypedDict, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from projections.base import Document, money
+from projections.documents import Document, SalesDayDocument, money
 from query_api.deps import Db, Reader, fresh
 from query_api.routes.common import ERRORS
-from query_api.schemas import OrderStatusResponse, SalesDailyResponse, TopProductsResponse
+from query_api.schemas import (
+    OrderStatusResponse,
+    SalesDailyResponse,
+    SalesDayResponse,
+    SkuSales,
+    TopProduct,
+    TopProductsResponse,
+)
 
 router = APIRouter(prefix="/api/v1/dashboards", tags=["dashboards"])
 STATUSES = ("pending", "confirmed", "rejected", "cancelled", "shipped")
@@ -34,13 +41,30 @@ async def day_range(date_from: DateFrom = None, date_to: DateTo = None) -> tuple
 Days = Annotated[tuple[str, str], Depends(day_range)]
 
 
-def sales_day(doc: Document) -> dict[str, Any]:
+class SkuTotals(TypedDict):
+    """A row of the top-products aggregation: one SKU's sums over the days."""
+
+    _id: str  # the SKU
+    units: int
+    revenue_cents: int
+
+
+class StatusCount(TypedDict):
+    """A row of the order-status aggregation."""
+
+    _id: str  # the status
+    n: int
+
+
+def sales_day(doc: SalesDayDocument) -> SalesDayResponse:
     """A day document as clients see it."""
     skus = [
-        {"sku": row["sku"], "units": row["units"], "revenue": money(row["revenue_cents"])}
+        SkuSales(sku=row["sku"], units=row["units"], revenue=money(row["revenue_cents"]))
         for row in doc["skus"]
     ]
-    return {"date": doc["date"], "orders": doc["orders"], "revenue": doc["revenue"], "skus": skus}
+    return SalesDayResponse(
+        date=doc["date"], orders=doc["orders"], revenue=doc["revenue"], skus=skus
+    )
 
 
 @router.get(
@@ -49,13 +73,15 @@ def sales_day(doc: Document) -> dict[str, Any]:
     responses=ERRORS,
     dependencies=[Depends(fresh("sales_daily"))],
 )
-async def sales_daily(db: Db, _: Reader, days: Days) -> dict[str, Any]:
+async def sales_daily(db: Db, _: Reader, days: Days) -> SalesDailyResponse:
     """Confirmed sales per day over a date range (days without sales are left out)."""
-    cursor = db["sales_daily"].find({"_id": {"$gte": days[0], "$lte": days[1]}}).sort("_id", 1)
+    cursor = db.sales_daily.find({"_id": {"$gte": days[0], "$lte": days[1]}}).sort("_id", 1)
     docs = [doc async for doc in cursor]
     revenue = sum(doc["revenue_cents"] for doc in docs)
     orders = sum(doc["orders"] for doc in docs)
-    return {"days": [sales_day(d) for d in docs], "orders": orders, "revenue": money(revenue)}
+    return SalesDailyResponse(
+        days=[sales_day(d) for d in docs], orders=orders, revenue=money(revenue)
+    )
 
 
 @router.get(
@@ -70,7 +96,7 @@ async def top_products(
     days: Days,
     by: Literal["units", "revenue"] = "units",
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> dict[str, Any]:
+) -> TopProductsResponse:
     """Best-selling products over a date range, by units or by revenue."""
     key = "units" if by == "units" else "revenue_cents"
     pipeline: list[Document] = [
@@ -87,23 +113,25 @@ async def top_products(
         {"$sort": {key: -1, "_id": 1}},
         {"$limit": limit},
     ]
-    rows = [row async for row in await db["sales_daily"].aggregate(pipeline)]
+    # An aggregation's rows have the shape its pipeline gives them: the one above.
+    rows = [cast(SkuTotals, row) async for row in await db["sales_daily"].aggregate(pipeline)]
     names = await product_names(db, [row["_id"] for row in rows])
     items = [
-        {
-            "sku": r["_id"],
-            "name": names.get(r["_id"]),
-            "units": r["units"],
-            "revenue": money(r["revenue_cents"]),
-        }
+        TopProduct(
+            sku=r["_id"],
+            name=names.get(r["_id"]),
+            units=r["units"],
+            revenue=money(r["revenue_cents"]),
+        )
         for r in rows
     ]
-    return {"by": by, "items": items}
+    return TopProductsResponse(by=by, items=items)
 
 
 async def product_names(db: Db, skus: list[str]) -> dict[str, str]:
     """Current names of the SKUs (from the catalog read model)."""
-    cursor = db["products"].find({"sku": {"$in": skus}}, {"sku": 1, "name": 1})
+    # Projected to the two fields read here: the rest of each ProductDocument stays behind.
+    cursor = db.products.find({"sku": {"$in": skus}}, {"sku": 1, "name": 1})
     return {doc["sku"]: doc["name"] async for doc in cursor}
 
 
@@ -113,10 +141,11 @@ async def product_names(db: Db, skus: list[str]) -> dict[str, str]:
     responses=ERRORS,
     dependencies=[Depends(fresh("orders"))],
 )
-async def order_status(db: Db, _: Reader) -> dict[str, Any]:
+async def order_status(db: Db, _: Reader) -> OrderStatusResponse:
     """How many orders are in each status right now."""
     pipeline: list[Document] = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
     counts = dict.fromkeys(STATUSES, 0)
     async for row in await db["orders"].aggregate(pipeline):
-        counts[row["_id"]] = row["n"]
-    return {"counts": counts, "total": sum(counts.values())}
+        group = cast(StatusCount, row)  # the shape the pipeline above gives its rows
+        counts[group["_id"]] = group["n"]
+    return OrderStatusResponse(counts=counts, total=sum(counts.values()))

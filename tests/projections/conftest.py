@@ -77,6 +77,16 @@ class History:
         command = commands.RenameProduct(product_id(sku), name)
         await handlers.rename_product(command, self.repo, _ctx())
 
+    async def reprice(self, sku: str, price: str) -> None:
+        """Reprice a product."""
+        command = commands.RepriceProduct(product_id(sku), Decimal(price))
+        await handlers.reprice_product(command, self.repo, _ctx())
+
+    async def discontinue(self, sku: str, reason: str) -> None:
+        """Withdraw a product from sale."""
+        command = commands.DiscontinueProduct(product_id(sku), reason)
+        await handlers.discontinue_product(command, self.repo, _ctx())
+
     async def _stock(self, sku: str, change: object) -> None:
         def decide(item: StockItem | None) -> StockItem:
             assert item is not None

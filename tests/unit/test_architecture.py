@@ -133,3 +133,9 @@ def test_base_layers_import_upwards_nothing() -> None:
                 if module.split(".")[0] in forbidden:
                     offenders.append(f"{path.relative_to(ROOT)} imports {module}")
     assert offenders == []
+
+
+def test_read_model_documents_import_the_standard_library_only() -> None:
+    # The query API imports them: nothing of the write side may come along.
+    modules = imported_modules(ROOT / "projections" / "documents.py")
+    assert {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names} == set()
