@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,8 @@ import asyncpg
 from prometheus_client import Counter
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from sqlalchemy.exc import DBAPIError
+
+from core.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,7 @@ class Supervisor:
         cap = self.max_delay
         if health.last_kind == "infrastructure":
             cap = min(cap, self.max_infrastructure_delay)
-        exponent = min(max(health.attempts - 1, 0), 30)
-        delay: float = min(cap, self.base_delay * 2.0**exponent)
-        return delay * random.uniform(0.5, 1.0)
+        return Backoff(self.base_delay, cap, jitter=0.5).delay(health.attempts)
 
     async def _supervise(self, health: TaskHealth, work: Work) -> None:
         while not self.stop.is_set():

@@ -6,8 +6,6 @@ concurrency, retries and idempotent completion.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from core.retry import Backoff, retry
 from domain.errors import DomainError
 from domain.registry import stream_type_of
 from eventstore.base import Completion, EventStore, IdempotencyClaim, StoredResponse
@@ -24,6 +23,12 @@ from eventstore.records import AppendAborted, AppendResult, StreamAppend, WrongE
 from eventstore.serialization import EventCodec
 
 A = TypeVar("A", bound=Aggregate)
+
+# Another writer appended first, or the append was a deadlock victim: nothing was written, so
+# the command is decided again on the stream as stored.
+LOST_RACES = (WrongExpectedVersion, AppendAborted)
+# Fully jittered (8 ms, 16 ms, ... at most), so racing writers stop colliding in lockstep.
+RACE_BACKOFF = Backoff(base=0.008, jitter=1.0)
 
 
 class PreconditionFailed(Exception):
@@ -161,23 +166,37 @@ class Repository:
         new = likely_new and stream_id not in self._exists
         if new and (outcome := await self._unread(cls, stream_id, decide, context, None)):
             return outcome
-        for attempt in range(self.retries + 1):
-            if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
-                self.on_retry(stream_type_of(cls))
-                await asyncio.sleep(random.uniform(0, 0.004 * 2**attempt))
-            loaded = await self._load(cls, stream_id)  # decide() changes it: not the cached one
-            version = loaded.aggregate.version if loaded else 0
-            if context.expected_version not in (None, version):
-                raise PreconditionFailed(context.expected_version, version)
-            aggregate = decide(loaded.aggregate if loaded else None)
-            try:
-                return await self._save(cls, stream_id, version, aggregate, loaded, context)
-            except WrongExpectedVersion:
-                if context.expected_version is not None:
-                    raise PreconditionFailed(context.expected_version, version) from None
-            except AppendAborted:  # a deadlock victim, say: nothing was written, run it again
-                continue
-        raise ConcurrencyConflict(f"stream {stream_id} kept changing; gave up after retries")
+        stream_type = stream_type_of(cls)
+        return await retry(
+            lambda: self._decide_and_save(cls, stream_id, decide, context),
+            attempts=self.retries + 1,
+            backoff=RACE_BACKOFF,
+            retry_on=lambda error: isinstance(error, LOST_RACES),
+            on_retry=lambda _attempt, _error: self.on_retry(stream_type),
+            exhausted=lambda _error: ConcurrencyConflict(
+                f"stream {stream_id} kept changing; gave up after retries"
+            ),
+        )
+
+    async def _decide_and_save(
+        self,
+        cls: type[A],
+        stream_id: UUID,
+        decide: Callable[[A | None], A | None],
+        context: Context,
+    ) -> Outcome:
+        """One attempt on the stream as stored; raises LOST_RACES if another writer won."""
+        loaded = await self._load(cls, stream_id)  # decide() changes it: not the cached one
+        version = loaded.aggregate.version if loaded else 0
+        if context.expected_version not in (None, version):
+            raise PreconditionFailed(context.expected_version, version)
+        aggregate = decide(loaded.aggregate if loaded else None)
+        try:
+            return await self._save(cls, stream_id, version, aggregate, loaded, context)
+        except WrongExpectedVersion:
+            if context.expected_version is not None:
+                raise PreconditionFailed(context.expected_version, version) from None
+            raise
 
     def _take_cached(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
         """The cached aggregate, taken out of the cache while a command uses it."""

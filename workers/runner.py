@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.metrics import BATCH_EVENTS, BATCH_SECONDS, SUBSCRIBER_FAILURES, labelled
+from core.retry import Backoff, retry
 from core.supervisor import describe, kind_of
 from eventstore.base import EventStore
 from eventstore.positions import Position
@@ -194,7 +195,7 @@ class CatchUp:
         try:
             await self._apply_racing(subscriber, events)
         except Exception as exc:
-            if kind_of(exc) == "infrastructure" or isinstance(exc, RACES):
+            if not _event_fault(exc):
                 raise
             if len(events) == 1:
                 await self._retry_or_park(subscriber, events[0], exc)
@@ -209,19 +210,27 @@ class CatchUp:
             await self.apply(subscriber, events[:half])
             await self.apply(subscriber, events[half:])
 
+    @property
+    def _delays(self) -> Backoff:
+        """`backoff`·2ⁿ after the nth failure, at most 64·`backoff` (3.2 s by default)."""
+        return Backoff(base=2 * self.backoff, cap=2**6 * self.backoff)
+
     async def _apply_racing(self, subscriber: Subscriber, events: Sequence[StoredEvent]) -> None:
         """Apply, re-running after a lost race (another writer changed a document meanwhile)."""
-        for attempt in range(1, self.race_retries + 1):
-            try:
-                if self.faults is not None:
-                    self.faults.before_apply(subscriber.name, events)
-                await subscriber.apply(events)
-                return
-            except RACES as exc:
-                if attempt == self.race_retries:
-                    raise  # a race that never ends is a fault to show, not to hide
-                log.warning("%s: %s", subscriber.name, exc)
-                await asyncio.sleep(self.backoff * 2 ** min(attempt, 6))
+
+        async def attempt() -> None:
+            if self.faults is not None:
+                self.faults.before_apply(subscriber.name, events)
+            await subscriber.apply(events)
+
+        # A race that never ends is a fault to show, not to hide: the last one propagates.
+        await retry(
+            attempt,
+            attempts=self.race_retries,
+            backoff=self._delays,
+            retry_on=lambda error: isinstance(error, RACES),
+            on_retry=lambda _attempt, error: log.warning("%s: %s", subscriber.name, error),
+        )
 
     async def _retry_or_park(
         self, subscriber: Subscriber, event: StoredEvent, error: Exception
@@ -231,18 +240,20 @@ class CatchUp:
             # Parked before, and read again because a later failure re-ran its batch from the
             # checkpoint: its retries were spent then, and spending them again stalls the rest.
             return
-        for attempt in range(1, self.retries + 1):
-            self._failed(subscriber.name, event, error, attempt)
-            await asyncio.sleep(self.backoff * 2**attempt)
-            try:
-                await self._apply_racing(subscriber, [event])
-                return
-            except Exception as exc:
-                if kind_of(exc) == "infrastructure" or isinstance(exc, RACES):
-                    raise
-                error = exc
-        self._failed(subscriber.name, event, error, self.retries + 1)
-        await self._park(subscriber.name, event, error, self.retries + 1)
+        try:
+            await retry(
+                lambda: self._apply_racing(subscriber, [event]),
+                attempts=self.retries + 1,
+                backoff=self._delays,
+                retry_on=_event_fault,
+                on_retry=lambda attempt, exc: self._failed(subscriber.name, event, exc, attempt),
+                failed=error,  # the batch's failure that isolated it: attempt 1
+            )
+        except Exception as exc:
+            if not _event_fault(exc):
+                raise
+            self._failed(subscriber.name, event, exc, self.retries + 1)
+            await self._park(subscriber.name, event, exc, self.retries + 1)
 
     def _failed(self, name: str, event: StoredEvent, error: Exception, attempt: int) -> None:
         labelled(SUBSCRIBER_FAILURES, name, "event").inc()
@@ -261,6 +272,11 @@ class CatchUp:
         log.error("%s parks %s: %s", name, event.token, message, exc_info=error)
         await self.parked.park(name, event, message, attempts)
         await self.checkpoints.record_error(name, message)
+
+
+def _event_fault(error: Exception) -> bool:
+    """Whether `error` may be the event's fault: neither an outage nor a lost race."""
+    return kind_of(error) != "infrastructure" and not isinstance(error, RACES)
 
 
 def _settled(save: asyncio.Future[None]) -> bool:

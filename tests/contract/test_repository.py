@@ -8,9 +8,11 @@ import pytest
 
 from domain.catalog import Product
 from domain.values import product_id
-from eventstore.repository import Context, PreconditionFailed, Repository
+from eventstore.base import Completion, EventStore
+from eventstore.records import AppendResult, StreamAppend, WrongExpectedVersion
+from eventstore.repository import ConcurrencyConflict, Context, PreconditionFailed, Repository
 from eventstore.serialization import EventCodec, SerializationError
-from tests.contract.aggregates import new_sku, register, renamed
+from tests.contract.aggregates import CountingStore, new_sku, register, renamed
 from tests.contract.conftest import OpenStore
 
 
@@ -67,6 +69,38 @@ async def test_each_re_run_after_a_lost_race_is_reported(open_store: OpenStore) 
     )
     assert sorted(o.version for o in outcomes) == list(range(5, 13))
     assert len(retried) > 1 and set(retried) == {"Product"}
+
+
+class Overtaken(CountingStore):
+    """Another store, where a rival writer appends to the stream just before each append."""
+
+    def __init__(self, inner: EventStore, rival: Repository) -> None:
+        super().__init__(inner)
+        self.rival, self.appends = rival, 0
+
+    async def append(
+        self, *streams: StreamAppend, completion: Completion | None = None
+    ) -> list[AppendResult]:
+        """Let the rival win, then append."""
+        self.appends += 1
+        await self.rival.execute(Product, streams[0].stream_id, renamed("rival"))
+        return await super().append(*streams, completion=completion)
+
+
+async def test_a_command_that_keeps_losing_gives_up_after_its_retries(
+    open_store: OpenStore,
+) -> None:
+    sku, retried = new_sku(), list[str]()
+    rival = Repository(open_store())
+    await rival.execute(Product, product_id(sku), register(sku))
+    store = Overtaken(open_store(), rival)
+    losing = Repository(store, retries=2, on_retry=retried.append)
+    with pytest.raises(ConcurrencyConflict) as raised:
+        await losing.execute(Product, product_id(sku), renamed("never"))
+    assert store.appends == 3 and retried == ["Product", "Product"]
+    assert isinstance(raised.value.__cause__, WrongExpectedVersion)
+    events = await rival.store.read_stream(product_id(sku))
+    assert len(events) == 4 and events[-1].data["name"] == "rival"  # the rival's three, no more
 
 
 async def test_if_match_mismatch_is_a_precondition_failure(repository: Repository) -> None:
