@@ -10,8 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.context import describe, services
+from bench.context import services
 from bench.core import MODES, Figure
+from bench.machine import describe
 from bench.report import render
 from bench.soak import carried_section
 

@@ -114,6 +114,12 @@ async def repeat(
             figure.measurement(name, units[name]).values.append(value)
 
 
+def check(name: str, got: int, expected: int) -> None:
+    """Refuse a measurement that did not process every event."""
+    if got != expected:
+        raise RuntimeError(f"{name} processed {got} events, expected {expected}")
+
+
 class Stopwatch:
     """Elapsed seconds of a block."""
 

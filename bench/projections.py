@@ -13,9 +13,8 @@ import dataclasses
 import gc
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import asyncpg
@@ -24,7 +23,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.context import BenchContext
-from bench.core import Figure, Stopwatch, repeat
+from bench.core import Figure, Stopwatch, check, repeat
+from bench.store_reads import read_run
 from core import heap
 from core.db import JSON_OPTIONS
 from domain.catalog import Product
@@ -43,12 +43,6 @@ Db = AsyncDatabase[dict[str, Any]]
 EVENTS_PER_SKU = 4
 APPEND_STREAMS = 500  # streams per seeding append (2 per SKU)
 BATCH = 1000  # events per catch-up / rebuild / read page
-RAW_KEYSET = (
-    "SELECT position, transaction_id::text::bigint AS txid, event_id, stream_id, stream_type, "
-    "version, type, schema_version, data, metadata, recorded_at FROM events "
-    "WHERE (transaction_id, position) > ($1::text::xid8, $2) "
-    "ORDER BY transaction_id, position LIMIT $3"
-)
 UNITS = {
     "catch-up (products, from zero)": "events/s",
     "rebuild (products, blue/green)": "events/s",
@@ -129,35 +123,6 @@ async def timed_rebuild(engine: AsyncEngine, db: Db) -> tuple[int, float]:
     return result.events, watch.seconds
 
 
-async def read_all(store: PostgresEventStore, decode: bool) -> tuple[int, float]:
-    """Page through the whole store with read_all (and decode every event); events, seconds."""
-    codec, position, count = EventCodec(), None, 0
-    with Stopwatch() as watch:
-        while events := await store.read_all(position, BATCH):
-            if decode:
-                for event in events:
-                    codec.decode(event)
-            count += len(events)
-            position = events[-1].position
-    return count, watch.seconds
-
-
-async def raw_keyset(conn: asyncpg.Connection) -> tuple[int, float]:
-    """Page through the whole store with raw asyncpg keyset queries (rows only); events, seconds."""
-    txid, position, count = "0", 0, 0
-    with Stopwatch() as watch:
-        while rows := await conn.fetch(RAW_KEYSET, txid, position, BATCH):
-            count += len(rows)
-            txid, position = str(rows[-1]["txid"]), rows[-1]["position"]
-    return count, watch.seconds
-
-
-def check(name: str, got: int, expected: int) -> None:
-    """Refuse a measurement that did not process every event."""
-    if got != expected:
-        raise RuntimeError(f"{name} processed {got} events, expected {expected}")
-
-
 @dataclasses.dataclass
 class Clients:
     """MongoDB clients made as the product makes them for each side of the figure.
@@ -204,25 +169,14 @@ async def projection_run(store: PostgresEventStore, mongo: Clients, total: int) 
     }
 
 
-async def read_run(
-    store: PostgresEventStore, conn: asyncpg.Connection, total: int
-) -> dict[str, float]:
-    """The three ways of reading the whole store; their rates."""
-    rates = {}
-    ways: list[tuple[str, Callable[[], Awaitable[tuple[int, float]]]]] = [
-        ("read_all only", partial(read_all, store, decode=False)),
-        ("read_all + EventCodec.decode", partial(read_all, store, decode=True)),
-        ("raw asyncpg keyset read", partial(raw_keyset, conn)),
-    ]
-    for label, measure in ways:
-        events, seconds = await measure()
-        check(label, events, total)
-        rates[label] = total / seconds
-    return rates
-
-
 def conclude(figure: Figure, total: int, heavy_runs: int) -> None:
     """Ratios, targets and notes."""
+    _targets(figure, _ratios(figure))
+    figure.notes += _notes(total, heavy_runs)
+
+
+def _ratios(figure: Figure) -> float:
+    """Each rate against its ceiling or floor; the catch-up's, which a target judges."""
     catch_up_ratio = figure.ratio(
         "catch-up / bulk_write ceiling",
         "catch-up (products, from zero)",
@@ -236,6 +190,11 @@ def conclude(figure: Figure, total: int, heavy_runs: int) -> None:
     figure.ratio(
         "read_all + decode / raw keyset", "read_all + EventCodec.decode", "raw asyncpg keyset read"
     )
+    return catch_up_ratio
+
+
+def _targets(figure: Figure, catch_up_ratio: float) -> None:
+    """The catch-up and read targets, met or not."""
     figure.target(
         "projection catch-up >= 80 % of the MongoDB bulk_write ceiling",
         catch_up_ratio >= 0.8,
@@ -248,7 +207,11 @@ def conclude(figure: Figure, total: int, heavy_runs: int) -> None:
         decode >= 100_000,
         f"{decode:,.0f} events/s",
     )
-    figure.notes += [
+
+
+def _notes(total: int, heavy_runs: int) -> list[str]:
+    """How the figure was measured."""
+    return [
         f"{total:,} events ({total // EVENTS_PER_SKU:,} products: registered, renamed, stock "
         f"opened and received), pages of {BATCH} events; every run checks it saw all of them.",
         "Catch-up and rebuild run in this process (CatchUp / workers.rebuild), each into an empty "
@@ -297,7 +260,7 @@ async def run(ctx: BenchContext) -> Figure:
         await warm_up(mongo.job)
         with settled_like_a_worker():
             await repeat(heavy, lambda: projection_run(store, mongo, total), figure, UNITS)
-            await repeat(reads, lambda: read_run(store, conn, total), figure, UNITS)
+            await repeat(reads, lambda: read_run(store, conn, total, BATCH), figure, UNITS)
     finally:
         await conn.close()
         await mongo.close()

@@ -31,26 +31,37 @@ def render(figures: list[Figure], machine: dict[str, str], mode: Mode, command: 
         "",
         "| figure | target | met | measured |",
         "|---|---|---|---|",
+        *_target_rows(figures),
     ]
+    for figure in figures:
+        lines += _figure_section(figure)
+    return "\n".join(lines) + "\n"
+
+
+def _target_rows(figures: list[Figure]) -> list[str]:
+    """One row per target of every figure."""
+    rows = []
     for figure in figures:
         for target in figure.targets:
             verdict = "met" if target.met else "**not met**"
-            lines.append(
-                f"| {figure.number} | {target.description} | {verdict} | {target.detail} |"
-            )
-    for figure in figures:
-        lines += [
-            "",
-            f"## {figure.number}. {figure.title}",
-            "",
-            "| measurement | median | min | max | unit |",
-            "|---|---|---|---|---|",
-        ]
-        for m in figure.measurements:
-            cells = " | ".join(_number(v) for v in (m.median, m.low, m.high))
-            lines.append(f"| {m.name} | {cells} | {m.unit} |")
-        if figure.ratios:
-            lines += ["", *(f"- {name}: **{value:.2f}**" for name, value in figure.ratios.items())]
-        if figure.notes:
-            lines += ["", *(f"- {note}" for note in figure.notes)]
-    return "\n".join(lines) + "\n"
+            rows.append(f"| {figure.number} | {target.description} | {verdict} | {target.detail} |")
+    return rows
+
+
+def _figure_section(figure: Figure) -> list[str]:
+    """A figure's measurements, ratios and notes."""
+    lines = [
+        "",
+        f"## {figure.number}. {figure.title}",
+        "",
+        "| measurement | median | min | max | unit |",
+        "|---|---|---|---|---|",
+    ]
+    for m in figure.measurements:
+        cells = " | ".join(_number(v) for v in (m.median, m.low, m.high))
+        lines.append(f"| {m.name} | {cells} | {m.unit} |")
+    if figure.ratios:
+        lines += ["", *(f"- {name}: **{value:.2f}**" for name, value in figure.ratios.items())]
+    if figure.notes:
+        lines += ["", *(f"- {note}" for note in figure.notes)]
+    return lines

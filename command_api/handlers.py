@@ -20,7 +20,8 @@ from domain.errors import (
 from domain.inventory import StockItem
 from domain.orders import Order
 from domain.values import OrderLine, normalize_sku, product_id, stock_item_id
-from eventstore.repository import AssumptionFailed, Context, Loaded, Outcome, Repository
+from eventstore.cache import Loaded
+from eventstore.repository import AssumptionFailed, Context, Outcome, Repository
 
 C = TypeVar("C")
 Handler = Callable[[Any, Repository, Context], Awaitable[Outcome]]

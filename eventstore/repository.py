@@ -6,10 +6,9 @@ concurrency, retries and idempotent completion.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -18,6 +17,7 @@ from core.retry import Backoff, retry
 from domain.errors import DomainError
 from domain.registry import stream_type_of
 from eventstore.base import Completion, EventStore, IdempotencyClaim, StoredResponse
+from eventstore.cache import AggregateCache, Loaded
 from eventstore.positions import Position
 from eventstore.records import AppendAborted, AppendResult, StreamAppend, WrongExpectedVersion
 from eventstore.serialization import EventCodec
@@ -61,14 +61,6 @@ class Outcome:
     created: bool
 
 
-@dataclass
-class Loaded(Generic[A]):
-    """An aggregate and the position of its newest event."""
-
-    aggregate: A
-    position: Position
-
-
 @dataclass(frozen=True)
 class Context:
     """How to run one command: metadata to record, optional If-Match and idempotent completion."""
@@ -105,17 +97,15 @@ class Repository:
         # Told the stream type each time a command is re-run because another writer appended
         # to its stream first (a metric: races show up before they turn into 409s).
         self.on_retry = on_retry
-        self.cache_size = cache_size
-        self._cache: OrderedDict[UUID, Loaded[Any]] = OrderedDict()
-        self._exists: OrderedDict[UUID, None] = OrderedDict()
+        self._cache = AggregateCache(cache_size)
 
     async def exists(self, cls: type[A], stream_id: UUID) -> bool:
         """Whether the aggregate exists (streams are never deleted, so a yes is remembered)."""
-        if stream_id in self._exists or stream_id in self._cache:
+        if self._cache.known_to_exist(stream_id) or self._cache.holds(stream_id):
             return True
         if await self.get(cls, stream_id) is None:
             return False
-        self._remember(self._exists, stream_id, None)
+        self._cache.mark_existing(stream_id)
         return True
 
     async def get(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
@@ -125,9 +115,9 @@ class Repository:
         none) instead of being rebuilt from the whole stream, and what was read is cached.
         """
         # Out of the cache while the read is in flight, so no command decides on it meanwhile.
-        loaded = await self._load(cls, stream_id, self._take_cached(cls, stream_id))
-        if loaded is not None and stream_id not in self._cache:
-            self._remember(self._cache, stream_id, loaded)
+        loaded = await self._load(cls, stream_id, self._cache.take(cls, stream_id))
+        if loaded is not None and not self._cache.holds(stream_id):
+            self._cache.keep(stream_id, loaded)
         return loaded
 
     async def _load(
@@ -160,10 +150,10 @@ class Repository:
         stream was indeed empty, and only if it was not is the command re-run on the stream.
         """
         context = context or Context()
-        cached = self._take_cached(cls, stream_id)
+        cached = self._cache.take(cls, stream_id)
         if cached and (outcome := await self._unread(cls, stream_id, decide, context, cached)):
             return outcome
-        new = likely_new and stream_id not in self._exists
+        new = likely_new and not self._cache.known_to_exist(stream_id)
         if new and (outcome := await self._unread(cls, stream_id, decide, context, None)):
             return outcome
         stream_type = stream_type_of(cls)
@@ -198,12 +188,6 @@ class Repository:
                 raise PreconditionFailed(context.expected_version, version) from None
             raise
 
-    def _take_cached(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
-        """The cached aggregate, taken out of the cache while a command uses it."""
-        # decide() mutates it, and a failed attempt must not leave a half-changed aggregate
-        # behind for the next command.
-        return _of_type(cls, self._cache.pop(stream_id, None))
-
     async def _unread(
         self,
         cls: type[A],
@@ -230,7 +214,7 @@ class Repository:
             return await self._save(cls, stream_id, version, aggregate, assumed, context)
         except WrongExpectedVersion:
             if assumed is None:  # the stream exists after all: remember that
-                self._remember(self._exists, stream_id, None)
+                self._cache.mark_existing(stream_id)
             else:  # another writer appended since it was cached
                 self.on_retry(stream_type_of(cls))
             return None
@@ -269,7 +253,7 @@ class Repository:
                 raise AssumptionFailed(f"stream {exc.stream_id} moved on") from exc
             raise
         if aggregate is not None:
-            self._remember(self._cache, stream_id, Loaded(aggregate, results[0].position))
+            self._cache.keep(stream_id, Loaded(aggregate, results[0].position))
         return _outcome(results[0], version)
 
     def peek(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
@@ -278,13 +262,7 @@ class Repository:
         It may be behind the store: decide from it only with Context.unchanged naming its
         version, so that the append proves it current.
         """
-        return _of_type(cls, self._cache.get(stream_id))
-
-    def _remember(self, cache: OrderedDict[UUID, Any], key: UUID, value: Any) -> None:
-        cache[key] = value
-        cache.move_to_end(key)
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
+        return self._cache.peek(cls, stream_id)
 
 
 def _outcome(result: AppendResult, version_before: int) -> Outcome:
@@ -296,8 +274,3 @@ def _completion(context: Context, version_before: int) -> Completion | None:
         return None
     respond = context.respond
     return Completion(context.claim, lambda results: respond(_outcome(results[0], version_before)))
-
-
-def _of_type(cls: type[A], loaded: Loaded[Any] | None) -> Loaded[A] | None:
-    """`loaded` if it holds a `cls` (a stream id of another type is not that aggregate)."""
-    return loaded if loaded is not None and isinstance(loaded.aggregate, cls) else None

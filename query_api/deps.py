@@ -24,7 +24,7 @@ from projections.documents import (
     SalesDayDocument,
     StockDocument,
 )
-from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough, View
+from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough, Seen, View
 
 MAX_PAGE_SIZE = 200
 T = TypeVar("T", bound=Mapping[str, Any])
@@ -183,34 +183,49 @@ def fresh_document(
     async def dependency(request: Request, _: Reader) -> Document | None:
         x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
-        position = request.state.read_position = watcher.position([projection])
+        request.state.read_position = watcher.position([projection])
         try:
             wanted = key(request.path_params[param])
         except ValueError:
             return None
-        document, known, logical = None, False, collection or projection
+        logical = collection or projection
         if x_min_position is not None:
-            settings: Settings = request.app.state.settings
-            try:
-                position, document, known = await watcher.wait_for_document(
-                    x_min_position,
-                    [projection],
-                    logical,
-                    wanted,
-                    settings.min_position_wait_seconds,
-                )
-            except NotFreshEnough:
-                raise _behind(x_min_position) from None
-        if not known:  # read it from the collections of the view the position is claimed from
-            view = watcher.view
-            position = view.position([projection])
-            document = await request.app.state.db[view.physical(logical)].find_one({"_id": wanted})
-            if document is not None:
-                position = max(position, document.get("_last", ""))
+            seen = await _wait_for_document(request, x_min_position, projection, logical, wanted)
+            if seen.known:
+                request.state.read_position = seen.position
+                return seen.document
+        position, document = await _read_document(request, projection, logical, wanted)
         request.state.read_position = position
         return document
 
     return dependency
+
+
+async def _wait_for_document(
+    request: Request, token: str, projection: str, logical: str, wanted: str
+) -> Seen:
+    """Wait (bounded) until the projection or the document itself is past `token`; else 503."""
+    watcher: CheckpointWatcher = request.app.state.watcher
+    settings: Settings = request.app.state.settings
+    try:
+        return await watcher.wait_for_document(
+            token, [projection], logical, wanted, settings.min_position_wait_seconds
+        )
+    except NotFreshEnough:
+        raise _behind(token) from None
+
+
+async def _read_document(
+    request: Request, projection: str, logical: str, wanted: str
+) -> tuple[str, Document | None]:
+    """The document, and the position its read includes."""
+    watcher: CheckpointWatcher = request.app.state.watcher
+    view = watcher.view  # read from the collections of the view the position is claimed from
+    position = view.position([projection])
+    document = await request.app.state.db[view.physical(logical)].find_one({"_id": wanted})
+    if document is not None:
+        position = max(position, document.get("_last", ""))
+    return position, document
 
 
 def _behind(token: str) -> HTTPException:

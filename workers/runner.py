@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from core.metrics import BATCH_EVENTS, BATCH_SECONDS, SUBSCRIBER_FAILURES, labelled
 from core.retry import Backoff, retry
@@ -27,6 +26,7 @@ from eventstore.records import StoredEvent
 from eventstore.repository import ConcurrencyConflict
 from projections.checkpoints import Checkpoints, ParkedEvents
 from subscriptions import ConcurrentWrite, ProjectorError, Subscriber
+from workers.shared_reads import SharedReads
 
 log = logging.getLogger(__name__)
 
@@ -49,46 +49,16 @@ class Faults(Protocol):
 BatchListener = Callable[[str, str, str, int], None]
 
 
-class SharedReads:
-    """One read of the log serves every subscriber of a process that asks for the same page.
+@dataclass
+class _Pass:
+    """One advance of a subscriber: the page being read, the checkpoint saves in flight."""
 
-    A process's subscribers mostly wait together at the head and are woken by the same signal;
-    each used to make its own identical read. A read is shared only with subscribers whose
-    latest wake-up signal was counted before it started, so it sees every commit that signal
-    announced: nobody takes an older answer for a newer signal (and so never misses an event
-    until the next tick). Subscribers treat events as read-only, so sharing them is safe.
-    """
-
-    def __init__(self, store: EventStore, keep: int = 16) -> None:
-        self.store, self.keep = store, keep
-        self.signals = 0  # wake-up signals (NOTIFY, messages, ticks) counted so far
-        self._reads: OrderedDict[
-            tuple[Position | None, int], tuple[int, asyncio.Future[list[StoredEvent]]]
-        ] = OrderedDict()
-
-    def signal(self) -> None:
-        """Count a wake-up: reads started from now on are newer than every earlier one."""
-        self.signals += 1
-
-    async def read_all(self, after: Position | None, limit: int, since: int) -> list[StoredEvent]:
-        """Events after `after`, from a read started once `since` signals had been counted."""
-        key = (after, limit)
-        found = self._reads.get(key)
-        if found is None or found[0] < since:
-            future = asyncio.ensure_future(self.store.read_all(after, limit))
-            found = self._reads[key] = (self.signals, future)
-            future.add_done_callback(lambda done: self._settled(key, done))
-            self._reads.move_to_end(key)
-            while len(self._reads) > self.keep:
-                self._reads.popitem(last=False)
-        # A caller giving up (a discarded prefetch) must not cancel the read for the others.
-        return list(await asyncio.shield(found[1]))
-
-    def _settled(self, key: tuple[Position | None, int], done: asyncio.Future[Any]) -> None:
-        if done.cancelled() or done.exception() is not None:  # retrieved: never cached
-            current = self._reads.get(key)
-            if current is not None and current[1] is done:
-                del self._reads[key]
+    subscriber: Subscriber
+    position: Position | None
+    since: int | None
+    page: asyncio.Future[list[StoredEvent]]
+    saves: list[asyncio.Future[None]] = field(default_factory=list)
+    total: int = 0
 
 
 @dataclass
@@ -130,53 +100,68 @@ class CatchUp:
         """
         if self.faults is not None:
             self.faults.before_run(subscriber.name)
-        total = 0
-        saves: list[asyncio.Future[None]] = []
-        page = asyncio.ensure_future(self._read(position, since))
+        run = _Pass(subscriber, position, since, self._next_page(position, since))
         try:
-            while events := await page:
+            while events := await run.page:
                 if still_owner is not None and not await still_owner():
                     break  # lost the lease: stop before writing anything more
-                position = events[-1].position
-                # A full page means a backlog: read the next one while this one is written, so
-                # PostgreSQL and the read-model server work side by side. A partial one is the
-                # head: read again once it is written, so the next batch holds everything
-                # committed meanwhile, not a snapshot taken before the write (a batch behind).
-                backlog = len(events) >= self.batch_size
-                if backlog:
-                    page = asyncio.ensure_future(self._read(position, since))
-                relevant = [e for e in events if e.type in subscriber.handles]
-                started = time.perf_counter()
-                if relevant:  # nothing to write: skip the reads some projections start with
-                    await self.apply(subscriber, relevant)
-                BATCH_SECONDS.labels(subscriber.name).observe(time.perf_counter() - started)
-                BATCH_EVENTS.labels(subscriber.name).observe(len(events))
-                # Each checkpoint goes after its batch's writes, and is written while the next
-                # batch is read and applied (checkpoints only move forwards, so saves may
-                # overlap); a crash in between re-applies that batch, which every projection
-                # tolerates. A failed save stops the run at the next batch.
-                saves = [save for save in saves if not _settled(save)]
-                saves.append(asyncio.ensure_future(self._save(subscriber.name, events)))
-                total += len(events)
-                if not backlog:
-                    if not relevant:
-                        # Nothing written, so nothing to catch up on at once: the next wake-up
-                        # signal comes within NOTIFY's interval, and an immediate re-read would
-                        # spin on the few events committed meanwhile.
-                        break
-                    page = asyncio.ensure_future(self._read(position, since))
-            await asyncio.gather(*saves)
+                if not await self._take(run, events):
+                    break
+            await asyncio.gather(*run.saves)
         finally:
-            await _discard(page)
-            for save in saves:  # not cancelled: a save cut off mid-write proves nothing
-                with contextlib.suppress(Exception):
-                    await save
-        return position, total
+            await _wind_down(run)
+        return run.position, run.total
+
+    async def _take(self, run: _Pass, events: list[StoredEvent]) -> bool:
+        """Write a page and checkpoint it; whether to read on at once."""
+        run.position = events[-1].position
+        # A full page means a backlog: read the next one while this one is written, so
+        # PostgreSQL and the read-model server work side by side. A partial one is the
+        # head: read again once it is written, so the next batch holds everything
+        # committed meanwhile, not a snapshot taken before the write (a batch behind).
+        backlog = len(events) >= self.batch_size
+        if backlog:
+            run.page = self._next_page(run.position, run.since)
+        relevant = await self._write(run.subscriber, events)
+        self._checkpoint(run, events)
+        if not backlog:
+            if not relevant:
+                # Nothing written, so nothing to catch up on at once: the next wake-up
+                # signal comes within NOTIFY's interval, and an immediate re-read would
+                # spin on the few events committed meanwhile.
+                return False
+            run.page = self._next_page(run.position, run.since)
+        return True
+
+    async def _write(self, subscriber: Subscriber, events: list[StoredEvent]) -> bool:
+        """Apply the events the subscriber handles, timing the batch; whether there were any."""
+        relevant = [e for e in events if e.type in subscriber.handles]
+        started = time.perf_counter()
+        if relevant:  # nothing to write: skip the reads some projections start with
+            await self.apply(subscriber, relevant)
+        BATCH_SECONDS.labels(subscriber.name).observe(time.perf_counter() - started)
+        BATCH_EVENTS.labels(subscriber.name).observe(len(events))
+        return bool(relevant)
+
+    def _checkpoint(self, run: _Pass, events: list[StoredEvent]) -> None:
+        """Start saving the checkpoint after `events`, without waiting for it."""
+        # Each checkpoint goes after its batch's writes, and is written while the next
+        # batch is read and applied (checkpoints only move forwards, so saves may
+        # overlap); a crash in between re-applies that batch, which every projection
+        # tolerates. A failed save stops the run at the next batch.
+        run.saves = [save for save in run.saves if not _settled(save)]
+        run.saves.append(asyncio.ensure_future(self._save(run.subscriber.name, events)))
+        run.total += len(events)
 
     async def _save(self, name: str, events: Sequence[StoredEvent]) -> None:
         await self.checkpoints.save(name, events[-1].position, len(events))
         if self.on_batch is not None:
             self.on_batch(name, events[0].token, events[-1].token, len(events))
+
+    def _next_page(
+        self, after: Position | None, since: int | None
+    ) -> asyncio.Future[list[StoredEvent]]:
+        return asyncio.ensure_future(self._read(after, since))
 
     async def _read(self, after: Position | None, since: int | None) -> list[StoredEvent]:
         if since is None or self.shared is None:
@@ -285,6 +270,14 @@ def _settled(save: asyncio.Future[None]) -> bool:
         return False
     save.result()
     return True
+
+
+async def _wind_down(run: _Pass) -> None:
+    """Drop the read nobody will use and let every checkpoint save finish."""
+    await _discard(run.page)
+    for save in run.saves:  # not cancelled: a save cut off mid-write proves nothing
+        with contextlib.suppress(Exception):
+            await save
 
 
 async def _discard(page: asyncio.Future[list[StoredEvent]]) -> None:

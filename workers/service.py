@@ -31,7 +31,8 @@ from subscriptions import SUBSCRIBER_NAMES, Subscriber
 from subscriptions.ports import Lease, ReadSide
 from workers.fulfilment import FulfilmentProcess
 from workers.listener import LISTENER_TASK, Listener, wait_any
-from workers.runner import BatchListener, CatchUp, Faults, SharedReads
+from workers.runner import BatchListener, CatchUp, Faults
+from workers.shared_reads import SharedReads
 
 log = logging.getLogger(__name__)
 OWNERSHIP_CHECK_SECONDS = 0.5

@@ -15,7 +15,8 @@ from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import NewEvent, StoredEvent, StoreUnavailable, StreamAppend
 from projections.checkpoints import Checkpoints, ParkedEvents
-from workers.runner import CatchUp, SharedReads
+from workers.runner import CatchUp
+from workers.shared_reads import SharedReads
 
 Db = AsyncDatabase[dict[str, Any]]
 
