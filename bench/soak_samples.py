@@ -15,10 +15,8 @@ from bench.command_api import bench_token
 from bench.http import Client
 from eventstore.inspect import PostgresInspector
 from projections.checkpoints import Checkpoints
-from projections.registry import PROJECTIONS
-from workers.fulfilment import FulfilmentProcess
+from subscriptions import SUBSCRIBER_NAMES
 
-SUBSCRIBERS = [*PROJECTIONS, FulfilmentProcess.name]
 SAMPLE_SECONDS = 5.0
 
 
@@ -57,7 +55,9 @@ def rss_mib(pid: int) -> float:
 async def largest_lag(engine: Any, db: Any) -> int:
     """Events the furthest-behind subscriber has still to apply."""
     checkpoints, inspector = Checkpoints(db), PostgresInspector(engine)
-    return max([(await inspector.behind(await checkpoints.load(n))).events for n in SUBSCRIBERS])
+    return max(
+        [(await inspector.behind(await checkpoints.load(n))).events for n in SUBSCRIBER_NAMES]
+    )
 
 
 async def sample(

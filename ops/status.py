@@ -12,8 +12,6 @@ from projections.checkpoints import subscriber_status
 from subscriptions import PROJECTION_NAMES, SUBSCRIBER_NAMES
 from subscriptions.ports import ReadSide
 
-SUBSCRIBERS = list(SUBSCRIBER_NAMES)
-
 
 def subscriber_state(
     checkpoint: dict[str, Any], owner: object, now: datetime, stalled_after: float
@@ -37,8 +35,8 @@ async def gather_status(side: ReadSide, stalled_after: float = 30.0) -> dict[str
     """Everything `status` shows, as plain JSON-able data."""
     now, inspector = side.clock(), side.inspector
     store_head = await inspector.head()
-    checkpoints = await subscriber_status(side.db, SUBSCRIBERS)
-    leases = await side.leases.owners(SUBSCRIBERS)
+    checkpoints = await subscriber_status(side.db, SUBSCRIBER_NAMES)
+    leases = await side.leases.owners(SUBSCRIBER_NAMES)
     aliases = Aliases(side.db)
     subscribers = {}
     for name, checkpoint in checkpoints.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from pymongo import UpdateOne
@@ -172,7 +173,9 @@ class ParkedEvents:
         return [doc async for doc in self.collection.find({"projection": name}).sort("position", 1)]
 
 
-async def subscriber_status(db: AsyncDatabase[Document], names: list[str]) -> dict[str, Document]:
+async def subscriber_status(
+    db: AsyncDatabase[Document], names: Sequence[str]
+) -> dict[str, Document]:
     """Per subscriber: where it is, how many events it parked, and its last error."""
     checkpoints, parked = await Checkpoints(db).all(), ParkedEvents(db)
     status = {}

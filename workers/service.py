@@ -66,13 +66,6 @@ class Wiring:
 Connect = Callable[[Callable[[], None]], AbstractAsyncContextManager[Wiring]]
 
 
-def subscribers(db: Any, repo: Repository) -> dict[str, Subscriber]:
-    """Every projection (on its plain collections) and the fulfilment process, by name."""
-    found: dict[str, Subscriber] = {name: build(name, db) for name in PROJECTIONS}
-    found[FulfilmentProcess.name] = FulfilmentProcess(repo)
-    return found
-
-
 async def live_subscriber(
     name: str, db: Any, repo: Repository, indexed: set[tuple[str, int]] | None = None
 ) -> Subscriber:

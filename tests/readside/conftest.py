@@ -11,11 +11,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Repository
 from projections.checkpoints import Checkpoints, ParkedEvents
-from projections.registry import PROJECTIONS, ensure_indexes
+from projections.registry import PROJECTIONS, build, ensure_indexes
+from subscriptions import Subscriber
+from workers.fulfilment import FulfilmentProcess
 from workers.runner import CatchUp, drain
-from workers.service import subscribers
 
 Db = AsyncDatabase[dict[str, Any]]
+
+
+def subscribers(db: Db, repo: Repository) -> dict[str, Subscriber]:
+    """Every projection (on its plain collections) and the fulfilment process, by name."""
+    found: dict[str, Subscriber] = {name: build(name, db) for name in PROJECTIONS}
+    found[FulfilmentProcess.name] = FulfilmentProcess(repo)
+    return found
 
 
 @pytest.fixture
