@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
     idempotency_ttl_seconds: int = Field(default=24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS")
     idempotency_lock_seconds: int = Field(default=30, alias="IDEMPOTENCY_LOCK_SECONDS")
+    # Expired idempotency records are deleted by the worker this many at a time (short locks).
+    idempotency_purge_batch: int = Field(default=1000, alias="IDEMPOTENCY_PURGE_BATCH", ge=1)
+    idempotency_purge_seconds: float = Field(default=60.0, alias="IDEMPOTENCY_PURGE_SECONDS", gt=0)
+    # An aggregate is snapshotted every this many events (0: never); see eventstore/snapshots.py.
+    snapshot_interval: int = Field(default=100, alias="SNAPSHOT_INTERVAL", ge=0)
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # A worker whose subscriber (or other supervised task) has failed for longer is unhealthy.
     subscriber_unhealthy_seconds: float = Field(default=60.0, alias="SUBSCRIBER_UNHEALTHY_SECONDS")
