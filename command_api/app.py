@@ -38,6 +38,7 @@ from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import StreamAppend
 from eventstore.repository import Repository
+from eventstore.snapshots import SnapshotWriter, snapshot_writer
 from messaging import appended_message, create_broker
 
 # A command side deployed without the ops package (and the read side it needs) still serves
@@ -84,6 +85,7 @@ class Wired:
 
     engine: AsyncEngine
     signals: list[Coalescer]
+    snapshots: SnapshotWriter | None
     ops_client: AsyncMongoClient[Document] | None = None
 
 
@@ -100,9 +102,12 @@ def wire(app: FastAPI, settings: Settings) -> Wired:
         store.on_appended(forward_to(signal))
     store.on_appended(record_append)
     app.state.settings = settings
-    app.state.repository = Repository(store, retries=settings.command_retries, on_retry=count_retry)
+    snapshots = snapshot_writer(store, settings.snapshot_interval)
+    app.state.repository = Repository(
+        store, retries=settings.command_retries, on_retry=count_retry, snapshots=snapshots
+    )
     app.state.probe = lambda: ping(engine)
-    wired = Wired(engine, signals)
+    wired = Wired(engine, signals, snapshots)
     if OPS_ROUTES:
         wired.ops_client = wire_ops(app, settings, engine, store, broker)
     return wired
@@ -145,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for signal in wired.signals:
                 await signal.stop()
+            if wired.snapshots is not None:
+                await wired.snapshots.drain()  # before the engine goes: they are under way
             if wired.ops_client is not None:
                 await wired.ops_client.close()
             await dispose(wired.engine)

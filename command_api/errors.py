@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from core import errors as shared_errors
 from domain.errors import DomainError, InvalidValue, NotFound
 from eventstore.base import ClaimLost, IdempotencyConflict
+from eventstore.loading import StreamTypeMismatch
 from eventstore.records import AppendAborted, OutcomeUnknown, StoreUnavailable
-from eventstore.repository import ConcurrencyConflict, PreconditionFailed, StreamTypeMismatch
+from eventstore.repository import ConcurrencyConflict, PreconditionFailed
 
 log = logging.getLogger(__name__)
 

@@ -3,16 +3,42 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import DomainError, InsufficientStock, InvalidValue
+from domain.errors import InsufficientStock, InvalidValue
 from domain.values import MAX_ON_HAND, normalize_sku, positive, stock_item_id, within
+
+# Namespace of reservation decision ids (fixed forever: stored events carry ids made from it).
+_DECISIONS = UUID("5f0c7d1e-8a43-4c52-9b0e-2f6a1d9c3e71")
+
+
+def decision_id(stock_item: UUID, order_id: UUID) -> UUID:
+    """The event id of an order's reservation decision on one stock item: the same every time."""
+    return uuid5(_DECISIONS, f"{stock_item}:{order_id}")
 
 
 class StockItem(Aggregate):
-    """Stock of one SKU; reservations are keyed by order so repeats are harmless."""
+    """Stock of one SKU: what is on hand and the open reservations, nothing else.
+
+    Its state is bounded by the orders holding stock now, never by its history. Yet each order's
+    reservation is decided exactly once:
+
+    - while the order holds a reservation, the item remembers it and asking again is a no-op;
+    - once the reservation is no longer open (rejected, released or shipped) the item has
+      forgotten the order, but the decision event's id is a function of (item, order),
+      `decision_id`, and the store's unique index on event ids refuses a second decision
+      (DuplicateEvent). The index is the long memory; the aggregate only the short one.
+
+    So a redelivered or re-run reservation request ends either as a no-op or as a refused
+    append, never as a second Reserved or a rejection turned reservation, whatever happened in
+    between (a release, a shipment, a crash, a concurrent run of the same request).
+    """
+
+    # The shape of the state below, recorded in snapshots: bump it when the attributes change,
+    # and snapshots of the old shape are ignored (eventstore/snapshots.py).
+    class_version = 2
 
     class Opened(Aggregate.Created):
         """A SKU's stock record was opened by its first receipt."""
@@ -40,6 +66,10 @@ class StockItem(Aggregate):
         order_id: UUID
         quantity: int
 
+        def unique_id(self) -> UUID:
+            """The one id any decision on this order's reservation gets."""
+            return decision_id(self.originator_id, self.order_id)
+
     class ReservationRejected(Aggregate.Event):
         """An order asked for more than was available."""
 
@@ -47,6 +77,10 @@ class StockItem(Aggregate):
         order_id: UUID
         quantity: int
         available: int
+
+        def unique_id(self) -> UUID:
+            """The one id any decision on this order's reservation gets."""
+            return decision_id(self.originator_id, self.order_id)
 
     class Released(Aggregate.Event):
         """An order's reservation was given back."""
@@ -76,10 +110,8 @@ class StockItem(Aggregate):
     def __init__(self, sku: str):
         self.sku = sku
         self.on_hand = 0
+        # Open reservations only: an order's entry goes when it is released or shipped.
         self.reservations: dict[UUID, int] = {}
-        # Orders whose reservation was decided once; asking again is a no-op.
-        self.settled: set[UUID] = set()
-        self.rejected: set[UUID] = set()
 
     @property
     def reserved(self) -> int:
@@ -91,11 +123,9 @@ class StockItem(Aggregate):
         """Units that can still be reserved."""
         return self.on_hand - self.reserved
 
-    def decision(self, order_id: UUID) -> Literal["reserved", "rejected"] | None:
-        """How the order's reservation request was decided, if it was."""
-        if order_id in self.rejected:
-            return "rejected"
-        return "reserved" if order_id in self.settled else None
+    def holds(self, order_id: UUID) -> bool:
+        """Whether the order holds a reservation now."""
+        return order_id in self.reservations
 
     def receive(self, quantity: int, reference: str = "") -> None:
         """Record goods received; never past MAX_ON_HAND."""
@@ -116,15 +146,19 @@ class StockItem(Aggregate):
             )
         self._adjusted(self.sku, delta, reason)
 
-    def reserve(self, order_id: UUID, quantity: int) -> None:
-        """Reserve for an order, or record the rejection; a repeat for the same order is a no-op."""
+    def reserve(self, order_id: UUID, quantity: int) -> Literal["reserved", "rejected"]:
+        """Reserve for an order or record the rejection; while it holds one, a no-op.
+
+        A decision made earlier and no longer open is refused by the store (see the class).
+        """
         positive(quantity)
-        if order_id in self.settled:
-            return
+        if order_id in self.reservations:
+            return "reserved"
         if quantity > self.available:
             self._reservation_rejected(self.sku, order_id, quantity, self.available)
-        else:
-            self._reserved(self.sku, order_id, quantity)
+            return "rejected"
+        self._reserved(self.sku, order_id, quantity)
+        return "reserved"
 
     def release(self, order_id: UUID) -> None:
         """Give back an order's reservation; a no-op when it holds none."""
@@ -132,11 +166,13 @@ class StockItem(Aggregate):
             self._released(self.sku, order_id, self.reservations[order_id])
 
     def ship(self, order_id: UUID) -> None:
-        """Ship an order's reserved units; a no-op when already shipped."""
+        """Ship an order's reserved units; a no-op when it holds none (shipped already).
+
+        Only a confirmed order ships, and only an order whose every line was reserved is
+        confirmed, so an order holding nothing here has shipped or been released before.
+        """
         if order_id in self.reservations:
             self._shipped(self.sku, order_id, self.reservations[order_id])
-        elif order_id not in self.settled:
-            raise DomainError(f"{self.sku}: order {order_id} holds no reservation")
 
     @event(Received)
     def _received(self, sku: str, quantity: int, reference: str) -> None:
@@ -149,14 +185,12 @@ class StockItem(Aggregate):
     @event(Reserved)
     def _reserved(self, sku: str, order_id: UUID, quantity: int) -> None:
         self.reservations[order_id] = quantity
-        self.settled.add(order_id)
 
     @event(ReservationRejected)
     def _reservation_rejected(
         self, sku: str, order_id: UUID, quantity: int, available: int
     ) -> None:
-        self.settled.add(order_id)
-        self.rejected.add(order_id)
+        pass  # the event is the record; nothing stays open
 
     @event(Released)
     def _released(self, sku: str, order_id: UUID, quantity: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 from uuid import UUID
 
@@ -44,7 +45,36 @@ class ClaimLost(Exception):
     """Another request took over this idempotency key; this one must not take effect."""
 
 
-class EventStore(Protocol):
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """One stream's latest snapshot as stored."""
+
+    stream_id: UUID
+    stream_type: str
+    state_version: int
+    version: int
+    position: Position  # of the event at `version`: a loaded aggregate answers with it
+    state: dict[str, Any]
+    taken_at: datetime
+
+
+class SnapshotStore(Protocol):
+    """Where snapshots are kept, beside the events they summarise."""
+
+    async def load_latest(self, stream_id: UUID) -> tuple[SnapshotRecord | None, list[StoredEvent]]:
+        """The stream's snapshot, if any, and the events after it (one round trip)."""
+        ...
+
+    async def save_snapshot(self, record: SnapshotRecord) -> None:
+        """Keep `record` unless a snapshot of a later version is kept already."""
+        ...
+
+    async def drop_snapshots(self, stream_id: UUID | None = None) -> int:
+        """Delete one stream's snapshot, or all; how many were deleted."""
+        ...
+
+
+class EventStore(SnapshotStore, Protocol):
     """Append-only event storage with reads in commit order."""
 
     async def append(

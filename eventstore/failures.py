@@ -7,7 +7,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventstore.driver import StatementLost
-from eventstore.records import AppendAborted, OutcomeUnknown, StreamAppend, WrongExpectedVersion
+from eventstore.records import (
+    AppendAborted,
+    DuplicateEvent,
+    OutcomeUnknown,
+    StreamAppend,
+    WrongExpectedVersion,
+)
 
 # Deadlock, serialization failure: the server rolled the transaction back, and running it
 # again may well succeed (two group-commit batches, or a batch and another writer, crossed).
@@ -34,6 +40,8 @@ def append_failure(exc: Exception, streams: tuple[StreamAppend, ...]) -> Excepti
     if "events_stream_version_key" in str(exc) and sqlstate(exc) == "23505":
         # A concurrent writer took a version between our check and our insert.
         return WrongExpectedVersion(streams[0].stream_id, streams[0].expected_version)
+    if "events_event_id_key" in str(exc) and sqlstate(exc) == "23505":
+        return DuplicateEvent(str(exc))
     if sqlstate(exc) in _ABORTED:
         return AppendAborted(str(exc))
     if isinstance(exc, StatementLost):

@@ -13,10 +13,17 @@ from eventstore.base import (
     Completion,
     IdempotencyClaim,
     IdempotencyConflict,
+    SnapshotRecord,
     StoredResponse,
 )
 from eventstore.positions import ORIGIN, Position
-from eventstore.records import AppendResult, StoredEvent, StreamAppend, WrongExpectedVersion
+from eventstore.records import (
+    AppendResult,
+    DuplicateEvent,
+    StoredEvent,
+    StreamAppend,
+    WrongExpectedVersion,
+)
 from eventstore.serialization import UPCASTING, Upcasting
 
 
@@ -29,6 +36,8 @@ class InMemoryEventStore:
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
         self._streams: dict[UUID, list[StoredEvent]] = {}
+        self._event_ids: set[UUID] = set()  # the ids appenders chose (PostgreSQL: a unique key)
+        self.snapshots: dict[UUID, SnapshotRecord] = {}
         self._transactions = itertools.count(1)
         self._lock = asyncio.Lock()
         # (actor, key) -> (request hash, lock token or None when done, response as JSON text)
@@ -47,6 +56,10 @@ class InMemoryEventStore:
                 actual = len(self._streams.get(stream.stream_id, []))
                 if actual != stream.expected_version:
                     raise WrongExpectedVersion(stream.stream_id, stream.expected_version, actual)
+            given = [e.event_id for s in streams for e in s.events if e.event_id is not None]
+            if len(set(given)) != len(given) or not self._event_ids.isdisjoint(given):
+                raise DuplicateEvent(f"an event id of {given} is stored already")
+            self._event_ids.update(given)
             txid = next(self._transactions)
             results = [self._write(txid, stream) for stream in streams]
             if completion is not None:
@@ -123,3 +136,24 @@ class InMemoryEventStore:
         record = self._keys.get((claim.actor, claim.key))
         if record is not None and record[1] == claim.lock_token:
             del self._keys[(claim.actor, claim.key)]
+
+    async def load_latest(self, stream_id: UUID) -> tuple[SnapshotRecord | None, list[StoredEvent]]:
+        """The stream's snapshot, if any, and the events after it."""
+        record = self.snapshots.get(stream_id)
+        return record, await self.read_stream(stream_id, record.version + 1 if record else 1)
+
+    async def save_snapshot(self, record: SnapshotRecord) -> None:
+        """Keep `record` (as JSON, as PostgreSQL would) unless a later version is kept."""
+        kept = self.snapshots.get(record.stream_id)
+        if kept and kept.version >= record.version and kept.state_version == record.state_version:
+            return
+        self.snapshots[record.stream_id] = replace(
+            record, state=json.loads(json.dumps(record.state))
+        )
+
+    async def drop_snapshots(self, stream_id: UUID | None = None) -> int:
+        """Delete one stream's snapshot, or all; how many were deleted."""
+        if stream_id is None:
+            count, self.snapshots = len(self.snapshots), {}
+            return count
+        return 1 if self.snapshots.pop(stream_id, None) else 0

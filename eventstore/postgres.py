@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eventstore import idempotency
-from eventstore.base import Completion, IdempotencyClaim, StoredResponse
+from eventstore.base import Completion, IdempotencyClaim, SnapshotRecord, StoredResponse
 from eventstore.batching import GroupCommit
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, commit, lost_race
@@ -34,6 +34,7 @@ from eventstore.records import (
     WrongExpectedVersion,
 )
 from eventstore.serialization import UPCASTING, Upcasting
+from eventstore.snapshot_sql import DROP_ALL, DROP_ONE, LOAD_LATEST, SAVE, save_params, split_rows
 from eventstore.statements import (
     APPEND,
     APPEND_BATCH_FAST,
@@ -182,6 +183,25 @@ class PostgresEventStore:
         async with translate_errors():
             rows = await self._fetch(READ_ALL_FAST, params)
         return self.upcasting.events([row_to_event(row) for row in rows])
+
+    async def load_latest(self, stream_id: UUID) -> tuple[SnapshotRecord | None, list[StoredEvent]]:
+        """The stream's snapshot, if any, and the events after it (one round trip)."""
+        async with translate_errors():
+            rows = await self._fetch(LOAD_LATEST, {"stream_id": stream_id})
+        record, events = split_rows(rows)
+        return record, self.upcasting.events(events)
+
+    async def save_snapshot(self, record: SnapshotRecord) -> None:
+        """Keep `record` unless a snapshot of a later version is kept already."""
+        async with translate_errors():
+            await self._fetch(SAVE, save_params(record))
+
+    async def drop_snapshots(self, stream_id: UUID | None = None) -> int:
+        """Delete one stream's snapshot, or all; how many were deleted."""
+        statement = DROP_ALL if stream_id is None else DROP_ONE
+        async with translate_errors():
+            rows = await self._fetch(statement, {"stream_id": stream_id})
+        return int(rows[0][0])
 
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
         """One autocommit statement on the engine's DriverPool (the hot paths skip SQLAlchemy)."""

@@ -27,6 +27,14 @@ class AppendAborted(EventStoreError):
     written, and the same append may well succeed if tried again."""
 
 
+class DuplicateEvent(EventStoreError):
+    """An event with one of the appended ids is stored already: nothing was written.
+
+    Events that may happen only once carry an id derived from what makes them unique, so this
+    says that what they record was decided before (see StockItem).
+    """
+
+
 class StoreUnavailable(EventStoreError):
     """The database cannot be reached; nothing was written (but see OutcomeUnknown)."""
 

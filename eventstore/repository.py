@@ -18,9 +18,11 @@ from domain.errors import DomainError
 from domain.registry import stream_type_of
 from eventstore.base import Completion, EventStore, IdempotencyClaim, StoredResponse
 from eventstore.cache import AggregateCache, Loaded
+from eventstore.loading import StreamLoader
 from eventstore.positions import Position
 from eventstore.records import AppendAborted, AppendResult, StreamAppend, WrongExpectedVersion
 from eventstore.serialization import EventCodec
+from eventstore.snapshots import SnapshotWriter
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -37,10 +39,6 @@ class PreconditionFailed(Exception):
     def __init__(self, expected: int, actual: int) -> None:
         self.expected, self.actual = expected, actual
         super().__init__(f"expected version {expected}, stream is at {actual}")
-
-
-class StreamTypeMismatch(Exception):
-    """The stream exists but holds another kind of aggregate."""
 
 
 class ConcurrencyConflict(Exception):
@@ -83,6 +81,10 @@ class Repository:
     version proves the cached state is the stored one; if another process wrote in between, the
     append fails and the command is re-run on the stream as stored. A cached decision that would
     not append (a refusal, a no-op) is never trusted: it is re-made on the stored state.
+
+    With `snapshots`, a stream that is not cached is loaded from its latest snapshot and the
+    events after it (one round trip), and a snapshot is offered whenever an append crosses a
+    multiple of the interval or a cold load folded that many events.
     """
 
     def __init__(
@@ -92,8 +94,11 @@ class Repository:
         retries: int = 5,
         cache_size: int = 10_000,
         on_retry: Callable[[str], None] = lambda stream_type: None,
+        snapshots: SnapshotWriter | None = None,
     ):
         self.store, self.codec, self.retries = store, codec or EventCodec(), retries
+        self.snapshots = snapshots
+        self._loader = StreamLoader(store, self.codec, snapshots)
         # Told the stream type each time a command is re-run because another writer appended
         # to its stream first (a metric: races show up before they turn into 409s).
         self.on_retry = on_retry
@@ -124,15 +129,7 @@ class Repository:
         self, cls: type[A], stream_id: UUID, base: Loaded[A] | None = None
     ) -> Loaded[A] | None:
         """The aggregate rebuilt from its stream, or `base` with the events after it applied."""
-        events = await self.store.read_stream(stream_id, base.aggregate.version + 1 if base else 1)
-        if not events:
-            return base
-        if base is None and events[0].stream_type != stream_type_of(cls):
-            raise StreamTypeMismatch(f"{cls.__name__} {stream_id} not found")
-        aggregate: Any = base.aggregate if base else None
-        for stored in events:
-            aggregate = self.codec.decode(stored).mutate(aggregate)
-        return Loaded(aggregate, events[-1].position)
+        return await self._loader.load(cls, stream_id, base)
 
     async def execute(
         self,
@@ -254,6 +251,8 @@ class Repository:
             raise
         if aggregate is not None:
             self._cache.keep(stream_id, Loaded(aggregate, results[0].position))
+            if self.snapshots is not None and self.snapshots.crossed(version, results[0].version):
+                self.snapshots.offer(aggregate, results[0].position)
         return _outcome(results[0], version)
 
     def peek(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:

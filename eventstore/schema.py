@@ -65,3 +65,17 @@ idempotency_records = sa.Table(
     sa.CheckConstraint("status IN ('in_flight', 'done')", name="idempotency_status_check"),
     sa.Index("idempotency_expires_idx", "expires_at"),
 )
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("stream_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("stream_type", sa.Text, nullable=False),
+    sa.Column("state_version", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("transaction_id", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("state", JSONB, nullable=False),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("version > 0", name="snapshots_version_positive"),
+)

@@ -206,8 +206,15 @@ class EventCodec:
         """A domain event as a NewEvent with readable JSON data."""
         name = type_name(event)
         data = {k: to_jsonable(getattr(event, k)) for k in _payload_hints(type(event))}
+        # An event that may happen once only names its own id; the store's unique index on
+        # event ids then refuses a second one (StockItem's reservation decisions).
+        unique_id = getattr(event, "unique_id", None)
         return NewEvent(
-            type=name, data=data, recorded_at=event.timestamp, schema_version=EVENT_TYPES[name][1]
+            type=name,
+            data=data,
+            recorded_at=event.timestamp,
+            schema_version=EVENT_TYPES[name][1],
+            event_id=unique_id() if unique_id is not None else None,
         )
 
     def upcast(self, type_: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:

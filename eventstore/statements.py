@@ -21,7 +21,7 @@ from eventstore.records import AppendResult, StoredEvent, StreamAppend
 
 # jsonb as text, parsed by orjson in row_to_event: the pool's jsonb codec (SQLAlchemy's) costs
 # a wrapper call and a copy per value, twice an event. The order is row_to_event's.
-_COLUMNS = (
+EVENT_COLUMNS = (
     "transaction_id::text::bigint AS txid, position, event_id, stream_id, stream_type, version, "
     "type, schema_version, data::text AS data, metadata::text AS metadata, recorded_at"
 )
@@ -89,12 +89,12 @@ _APPEND_BATCH = sa.text(
 )
 
 _READ_STREAM = sa.text(
-    f"SELECT {_COLUMNS} FROM events WHERE stream_id = :stream_id AND version >= :from_version "
+    f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = :stream_id AND version >= :from_version "
     "ORDER BY version LIMIT :limit"
 )
 
 _READ_ALL = sa.text(
-    f"SELECT {_COLUMNS} FROM events "
+    f"SELECT {EVENT_COLUMNS} FROM events "
     "WHERE (transaction_id, position) > (CAST(CAST(:txid AS text) AS xid8), :position) "
     "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
     "ORDER BY transaction_id, position LIMIT :limit"
@@ -137,7 +137,7 @@ READ_ALL_FAST = Statement.of(_READ_ALL)
 
 
 def row_to_event(row: Any) -> StoredEvent:
-    """A row of _COLUMNS as a StoredEvent (by index: the hot loop of every catch-up)."""
+    """A row of EVENT_COLUMNS as a StoredEvent (by index: the hot loop of every catch-up)."""
     txid, position, event_id, stream_id, stream_type, version, kind, schema, data, meta, at = row
     return StoredEvent(
         Position(txid, position),

@@ -1,4 +1,4 @@
-"""Operator commands: status, rebuild, replay, audit, retry-parked."""
+"""Operator commands: status, rebuild, replay, audit, retry-parked, snapshots drop."""
 
 from __future__ import annotations
 
@@ -172,8 +172,21 @@ def retry_parked_command(
         raise typer.Exit(1)
 
 
+def drop_snapshots(
+    stream: Annotated[
+        UUID | None, typer.Option("--stream", help="Only this stream's snapshot")
+    ] = None,
+) -> None:
+    """Delete snapshots, all or one stream's (a cache: no answer changes)."""
+    dropped = run(lambda side: side.store.drop_snapshots(stream))
+    console.print(f"{dropped} snapshot(s) dropped")
+
+
 def register(app: typer.Typer) -> None:
     """Add the operator commands to the CLI."""
+    snapshots = typer.Typer(help="Aggregate snapshots.", no_args_is_help=True)
+    snapshots.command("drop")(drop_snapshots)
+    app.add_typer(snapshots, name="snapshots")
     app.command()(status)
     app.command("rebuild")(rebuild_command)
     app.command()(replay)

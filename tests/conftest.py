@@ -155,7 +155,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def clean_db(engine: AsyncEngine) -> None:
     """Empty tables, so reads of 'everything' see only this test's events."""
     async with engine.begin() as conn:
-        await conn.execute(sa.text("TRUNCATE events, idempotency_records RESTART IDENTITY"))
+        await conn.execute(
+            sa.text("TRUNCATE events, idempotency_records, snapshots RESTART IDENTITY")
+        )
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from eventstore.inspect import PostgresInspector
 from eventstore.notify import forward_to, postgres_notifier
 from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Repository
+from eventstore.snapshots import snapshot_writer
 from subscriptions.ports import Document, ReadSide
 from workers.faults import fault_plan
 from workers.lease import PostgresLeases
@@ -51,8 +52,11 @@ def read_side_over(
 
 
 def repository(store: EventStore, settings: Settings) -> Repository:
-    """The repository commands go through, retrying lost races as the settings say."""
-    return Repository(store, retries=settings.command_retries, on_retry=count_retry)
+    """The repository commands go through: lost races retried, long streams snapshotted."""
+    snapshots = snapshot_writer(store, settings.snapshot_interval)
+    return Repository(
+        store, retries=settings.command_retries, on_retry=count_retry, snapshots=snapshots
+    )
 
 
 @asynccontextmanager

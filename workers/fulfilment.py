@@ -1,7 +1,8 @@
 """The order fulfilment process: reserve, then confirm or reject; release; ship.
 
-Every step is exactly-once per (order, step) because the aggregates make repeats no-ops: a stock
-item decides an order's reservation once and remembers it, confirming or rejecting twice does
+Every step is exactly-once per (order, step) because repeats are no-ops or refused: a stock item
+decides an order's reservation once (an open one it remembers; a closed one the store's unique
+event id remembers, and the repeat raises DuplicateEvent), confirming or rejecting twice does
 nothing, and releasing or shipping twice does nothing. A redelivered event therefore re-runs the
 whole reaction safely, and one that crashed half-way completes it.
 """
@@ -17,7 +18,7 @@ from domain.errors import DomainError, InvalidOrderTransition
 from domain.inventory import StockItem
 from domain.orders import PENDING, Order
 from domain.values import stock_item_id
-from eventstore.records import StoredEvent
+from eventstore.records import DuplicateEvent, StoredEvent
 from eventstore.repository import Context, Repository
 from subscriptions import FULFILMENT, ProjectorError
 
@@ -71,19 +72,23 @@ class FulfilmentProcess:
             await self.release_all(order_id, [line["sku"] for line in lines], ctx)
 
     async def reserve(self, order_id: UUID, sku: str, quantity: int, ctx: Context) -> str:
-        """Reserve one line; the stock item's remembered decision, or why there is none."""
+        """Reserve one line: "reserved", or why the order holds nothing on it."""
         if await self.repo.get(StockItem, stock_item_id(sku)) is None:
             return "no stock record"
+        decided: list[str] = []
 
         def decide(item: StockItem | None) -> StockItem | None:
             if item is not None:
-                item.reserve(order_id, quantity)
+                decided.append(item.reserve(order_id, quantity))
             return item
 
-        await self.repo.execute(StockItem, stock_item_id(sku), decide, ctx)
-        loaded = await self.repo.get(StockItem, stock_item_id(sku))
-        decision = loaded.aggregate.decision(order_id) if loaded else None
-        return decision or "undecided"
+        try:
+            await self.repo.execute(StockItem, stock_item_id(sku), decide, ctx)
+        except DuplicateEvent:
+            # Decided by an earlier run and no longer held (rejected, or reserved and released
+            # by that run's rejection): the order cannot be confirmed with this line.
+            return "decided before, not held"
+        return decided[-1] if decided else "no stock record"
 
     async def release_all(self, order_id: UUID, skus: list[str], ctx: Context) -> None:
         """Give back whatever the order holds on each SKU (no-op where it holds nothing)."""

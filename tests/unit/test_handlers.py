@@ -17,7 +17,8 @@ from domain.errors import (
     ProductDiscontinued,
 )
 from domain.values import MAX_ON_HAND, product_id, stock_item_id
-from eventstore.repository import Context, PreconditionFailed, StreamTypeMismatch
+from eventstore.loading import StreamTypeMismatch
+from eventstore.repository import Context, PreconditionFailed
 from tests.unit.scenario import Scenario, order, product
 
 MUG = product_id("MUG-1")
