@@ -28,7 +28,7 @@ from core import heap, openapi
 from core.db import create_engine
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
-from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, count_retry, labelled
+from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, count_retry, count_snapshot, labelled
 from core.mongo import create_mongo_client, database
 from core.settings import Settings, get_settings
 from eventstore.driver import dispose, ping
@@ -102,7 +102,7 @@ def wire(app: FastAPI, settings: Settings) -> Wired:
         store.on_appended(forward_to(signal))
     store.on_appended(record_append)
     app.state.settings = settings
-    snapshots = snapshot_writer(store, settings.snapshot_interval)
+    snapshots = snapshot_writer(store, settings.snapshot_interval, count_snapshot)
     app.state.repository = Repository(
         store, retries=settings.command_retries, on_retry=count_retry, snapshots=snapshots
     )

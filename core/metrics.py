@@ -37,6 +37,18 @@ def labelled(metric: Any, *values: str) -> Any:
     return metric.labels(*values)
 
 
+SNAPSHOTS = Counter(
+    "ordertrail_snapshots_total",
+    "Aggregate snapshots written, skipped (too many writes in flight) or failed",
+    ["outcome"],
+)
+
+
+def count_snapshot(outcome: str) -> None:
+    """One snapshot written, skipped or failed."""
+    labelled(SNAPSHOTS, outcome).inc()
+
+
 def count_retry(stream_type: str) -> None:
     """One command re-run after a lost race on a stream of `stream_type`."""
     labelled(COMMAND_RETRIES, stream_type).inc()

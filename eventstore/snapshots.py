@@ -14,8 +14,10 @@ so a snapshot is as readable in psql as the events are.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -150,10 +152,22 @@ class SnapshotWriter:
     load just folds a longer tail.
     """
 
-    def __init__(self, store: SnapshotStore, interval: int, max_in_flight: int = 32) -> None:
+    def __init__(
+        self,
+        store: SnapshotStore,
+        interval: int,
+        max_in_flight: int = 4,
+        on_outcome: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
+        # Few writes at once: each holds a pooled connection the commands also need.
         self.store, self.interval, self.max_in_flight = store, interval, max_in_flight
-        self.written = self.skipped = self.failed = 0
+        self.on_outcome = on_outcome  # "written", "skipped" or "failed" (a metric)
+        self.outcomes: collections.Counter[str] = collections.Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+        self.on_outcome(outcome)
 
     def crossed(self, before: int, after: int) -> bool:
         """Whether going from version `before` to `after` passes a multiple of the interval."""
@@ -162,12 +176,12 @@ class SnapshotWriter:
     def offer(self, aggregate: Aggregate, position: Position) -> None:
         """Snapshot `aggregate` now and write it in the background (or skip, see the class)."""
         if len(self._tasks) >= self.max_in_flight:
-            self.skipped += 1
+            self._count("skipped")
             return
         try:
             record = take(aggregate, position)
         except SnapshotUnsupported as exc:
-            self.skipped += 1
+            self._count("skipped")
             log.warning("%s cannot be snapshotted: %s", type(aggregate).__name__, exc)
             return
         task = asyncio.get_running_loop().create_task(self._write(record))
@@ -178,10 +192,10 @@ class SnapshotWriter:
         try:
             await self.store.save_snapshot(record)
         except Exception as exc:  # a cache write: the events are safe, the next crossing retries
-            self.failed += 1
+            self._count("failed")
             log.warning("snapshot of %s v%d not written: %r", record.stream_id, record.version, exc)
         else:
-            self.written += 1
+            self._count("written")
 
     async def drain(self) -> None:
         """Wait for the writes in flight (shutdown, tests)."""
@@ -189,6 +203,8 @@ class SnapshotWriter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def snapshot_writer(store: SnapshotStore, interval: int) -> SnapshotWriter | None:
+def snapshot_writer(
+    store: SnapshotStore, interval: int, on_outcome: Callable[[str], None] = lambda outcome: None
+) -> SnapshotWriter | None:
     """A writer taking snapshots every `interval` events, or None when `interval` is 0 (off)."""
-    return SnapshotWriter(store, interval) if interval > 0 else None
+    return SnapshotWriter(store, interval, on_outcome=on_outcome) if interval > 0 else None

@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
-from core.metrics import count_retry
+from core.metrics import count_retry, count_snapshot
 from core.mongo import create_mongo_client, database
 from core.settings import Settings
 from eventstore.base import EventStore
@@ -53,7 +53,7 @@ def read_side_over(
 
 def repository(store: EventStore, settings: Settings) -> Repository:
     """The repository commands go through: lost races retried, long streams snapshotted."""
-    snapshots = snapshot_writer(store, settings.snapshot_interval)
+    snapshots = snapshot_writer(store, settings.snapshot_interval, count_snapshot)
     return Repository(
         store, retries=settings.command_retries, on_retry=count_retry, snapshots=snapshots
     )

@@ -3,14 +3,17 @@ and a cache: dropping them changes no answer."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from uuid import UUID, uuid4
 
 from domain.errors import DomainError
 from domain.inventory import StockItem
 from domain.values import stock_item_id
-from eventstore.base import EventStore
+from eventstore.base import EventStore, SnapshotRecord
+from eventstore.memory import InMemoryEventStore
 from eventstore.positions import Position
+from eventstore.records import StoreUnavailable
 from eventstore.repository import Repository
 from eventstore.snapshots import SnapshotWriter, restore, take
 from tests.contract.aggregates import new_sku
@@ -75,7 +78,7 @@ async def test_a_snapshot_is_taken_each_time_the_interval_is_crossed(
     assert record is not None and crossed <= record.version < crossed + 2
     assert [e.version for e in tail] == list(range(record.version + 1, version + 1))
     assert record.stream_type == "StockItem" and record.state_version == StockItem.class_version
-    assert repo.snapshots is not None and repo.snapshots.failed == 0
+    assert repo.snapshots is not None and repo.snapshots.outcomes["failed"] == 0
 
 
 async def test_a_cold_load_starts_from_the_snapshot(open_store: OpenStore) -> None:
@@ -169,3 +172,40 @@ async def _probe(repo: Repository, stream: UUID) -> str:
     except DomainError as exc:
         return str(exc)
     return "accepted"
+
+
+class GatedStore(InMemoryEventStore):
+    """Snapshot writes wait at a gate, or fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.gate, self.fail = asyncio.Event(), fail
+
+    async def save_snapshot(self, record: SnapshotRecord) -> None:
+        """Wait for the gate, then fail or save."""
+        await self.gate.wait()
+        if self.fail:
+            raise StoreUnavailable("snapshots are down")
+        await super().save_snapshot(record)
+
+
+async def test_the_command_crossing_the_interval_does_not_wait_for_its_snapshot() -> None:
+    store = GatedStore()
+    repo = snapshotting(store)
+    stream = await asyncio.wait_for(stock_history(repo, new_sku(), 12), timeout=5)
+    assert store.snapshots == {}  # every command returned while its snapshot was held up
+    store.gate.set()
+    await drained(repo)
+    assert list(store.snapshots) == [stream]
+
+
+async def test_a_failed_snapshot_write_is_counted_and_fails_no_command() -> None:
+    store = GatedStore(fail=True)
+    store.gate.set()
+    repo = snapshotting(store, interval=3)
+    stream = await stock_history(repo, new_sku(), 12)
+    await drained(repo)
+    assert repo.snapshots is not None and repo.snapshots.outcomes["failed"] >= 3
+    assert store.snapshots == {}
+    loaded = await snapshotting(store).get(StockItem, stream)
+    assert loaded is not None and loaded.aggregate.version == len(await store.read_stream(stream))
