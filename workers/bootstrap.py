@@ -112,15 +112,18 @@ def subscription_service(
             store.on_appended(forward_to(notifier))
             store.on_appended(lambda *_: wake())
             notifier.start()
+            commands = repository(store, settings)
             try:
                 yield Wiring(
                     read_side_over(engine, db, store),
-                    repository(store, settings),
+                    commands,
                     asyncpg_dsn(settings.database_url),
                     settings.db_connect_timeout,
                     fault_plan(settings),
                 )
             finally:
                 await notifier.stop()
+                if commands.snapshots is not None:  # before the engine they write through goes
+                    await commands.snapshots.drain()
 
     return SubscriptionService(service_config(settings), connect, only=only, on_batch=on_batch)
