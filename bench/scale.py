@@ -25,7 +25,7 @@ from bench.context import BenchContext
 from bench.core import Figure, Mode, Stopwatch, check, repeat
 from bench.history import BATCH, Batch, history, probe
 from bench.projections import Clients, no_retire_grace, settled_like_a_worker, warm_up
-from bench.scale_report import DEPTH, SMALL, conclude
+from bench.scale_report import DEPTH, SMALL, Names, conclude
 from bench.store_reads import read_all
 from core.db import JSON_OPTIONS
 from eventstore.driver import dispose
@@ -43,7 +43,7 @@ Db = AsyncDatabase[dict[str, Any]]
 class Side:
     """One database of the figure and the MongoDB database its projections go to."""
 
-    name: str
+    names: Names
     url: str
     engine: AsyncEngine
     conn: asyncpg.Connection
@@ -69,11 +69,11 @@ class Side:
         return events / seconds
 
 
-async def open_side(ctx: BenchContext, name: str) -> Side:
+async def open_side(ctx: BenchContext, names: Names) -> Side:
     """A fresh database for one side."""
     url = await ctx.fresh_database()
     engine = create_async_engine(url, pool_size=4, **JSON_OPTIONS)
-    return Side(name, url, engine, await asyncpg.connect(ctx.plain(url)))
+    return Side(names, url, engine, await asyncpg.connect(ctx.plain(url)))
 
 
 async def append_rate(side: Side, batches: list[Batch], empty: bool) -> float:
@@ -99,7 +99,7 @@ async def append_probes(small: Side, deep: Side, figure: Figure, mode: Mode, eve
 
 async def reads(side: Side, figure: Figure, mode: Mode) -> None:
     """Read the whole store through read_all and decode every event."""
-    total, name = await side.events(), (SMALL if side.name == "small" else DEPTH).read
+    total, name = await side.events(), side.names.read
 
     async def once() -> dict[str, float]:
         count, seconds = await read_all(side.store, BATCH, decode=True)
@@ -127,23 +127,25 @@ async def ceiling_seconds(db: Db, logical: str, physical: str, calls: int) -> fl
 
 async def rebuild_all(side: Side, mongo: Clients) -> dict[str, float]:
     """Rebuild every projection in this process, then write each one's documents raw."""
-    total, names = await side.events(), SMALL if side.name == "small" else DEPTH
+    total, names = await side.events(), side.names
     job_db, worker_db = mongo.job[side.mongo_db], mongo.worker[side.mongo_db]
     read_side, events, seconds, ceiling = read_side_over(side.engine, job_db), 0, 0.0, 0.0
+    rates: dict[str, float] = {}
     for projection in PROJECTIONS:
         with no_retire_grace():
             result = await rebuild(projection, read_side, batch_size=BATCH)
         check(f"rebuild {projection}", result.events, total)
         events, seconds = events + result.events, seconds + result.seconds
+        rates[f"rebuild {projection}, {names.where}"] = result.events / result.seconds
         _, physical = await Aliases(job_db).live(projection)
         for logical, name in physical.items():
             ceiling += await ceiling_seconds(worker_db, logical, name, math.ceil(total / BATCH))
-    return {names.rebuild: events / seconds, names.ceiling: events / ceiling}
+    return {names.rebuild: events / seconds, names.ceiling: events / ceiling, **rates}
 
 
 async def ops_commands(ctx: BenchContext, side: Side, figure: Figure) -> bool:
     """`ordertrail rebuild --all` and `audit --all` in child processes; False if not measured."""
-    names = SMALL if side.name == "small" else DEPTH
+    names = side.names
     env = ctx.env(side.url, side.mongo_db)
     for command, (seconds, rss) in (
         (("rebuild", "--all"), names.rebuild_cli),
@@ -175,15 +177,14 @@ async def measure_side(
     ctx: BenchContext, side: Side, figure: Figure, mongo: Clients, light: Mode
 ) -> bool:
     """Reads, rebuild against its ceiling, and the ops commands on one side."""
-    await reads(side, figure, light)
-    names = SMALL if side.name == "small" else DEPTH
-    with settled_like_a_worker():
+    with settled_like_a_worker():  # as figure 4 reads and rebuilds: as a worker would
+        await reads(side, figure, light)
         rates = await rebuild_all(side, mongo)
     for name, value in rates.items():
         figure.measurement(name, "events/s").values.append(value)
     measured = await ops_commands(ctx, side, figure)
     await mongo.job.drop_database(side.mongo_db)
-    figure.measurement(names.events, "events").values.append(await side.events())
+    figure.measurement(side.names.events, "events").values.append(await side.events())
     return measured
 
 
@@ -192,7 +193,7 @@ async def run(ctx: BenchContext) -> Figure:
     figure, mode = Figure(8, "A million events"), ctx.mode
     light = dataclasses.replace(mode, repetitions=min(3, mode.repetitions))
     total, skus = mode.count(FULL_EVENTS), mode.count(100_000, floor=200)
-    small, deep = await open_side(ctx, "small"), await open_side(ctx, "deep")
+    small, deep = await open_side(ctx, SMALL), await open_side(ctx, DEPTH)
     mongo = Clients.open(ctx.mongodb_url)
     try:
         build = await deep.fill(total)

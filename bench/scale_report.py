@@ -18,6 +18,7 @@ LARGEST_DOCUMENT_KIB = 1024  # a sixteenth of MongoDB's 16 MiB document limit
 class Names:
     """The measurements of one side of the figure."""
 
+    where: str
     events: str
     append: str
     read: str
@@ -30,6 +31,7 @@ class Names:
 def names(where: str, append: str) -> Names:
     """The measurement names of the side called `where`."""
     return Names(
+        where=where,
         events=f"events in the store, {where}",
         append=append,
         read=f"read_all + decode, {where}",
