@@ -1,4 +1,4 @@
-"""`python -m bench [--quick | --smoke] [--only 1,4] [--output BENCHMARKS.md]`."""
+"""`python -m bench [--quick | --smoke] [--scale] [--only 1,4] [--output BENCHMARKS.md]`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ FIGURES = {
     4: "bench.projections",
     5: "bench.freshness",
     6: "bench.query_api",
+    7: "bench.stream_length",
 }
+# Figure 8 takes minutes (a million events): only with --scale, never in CI.
+SCALE = {8: "bench.scale"}
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
@@ -32,9 +35,16 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="under 2 minutes, smaller sizes")
     group.add_argument("--smoke", action="store_true", help="seconds; proves the harness runs")
+    parser.add_argument("--scale", action="store_true", help="add figure 8, a million events")
     parser.add_argument("--only", default="", help="figure numbers, e.g. 1,4")
     parser.add_argument("--output", default="BENCHMARKS.md", type=Path)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    known = FIGURES | SCALE if args.scale else FIGURES
+    args.numbers = [int(n) for n in args.only.split(",") if n] or list(known)
+    if unknown := [n for n in args.numbers if n not in known]:
+        hint = " (figure 8 runs with --scale)" if 8 in unknown else ""
+        parser.error(f"no figure {', '.join(map(str, unknown))}{hint}")
+    return args
 
 
 async def measure(numbers: list[int], mode_name: str, command: str) -> tuple[list[Figure], str]:
@@ -48,8 +58,9 @@ async def measure(numbers: list[int], mode_name: str, command: str) -> tuple[lis
             machine = await describe(ctx)
             figures = []
             for number in numbers:
-                print(f"figure {number}: {FIGURES[number]}", file=sys.stderr, flush=True)
-                module = importlib.import_module(FIGURES[number])
+                name = (FIGURES | SCALE)[number]
+                print(f"figure {number}: {name}", file=sys.stderr, flush=True)
+                module = importlib.import_module(name)
                 figures.append(await module.run(ctx))
         finally:
             await ctx.drop_databases()
@@ -60,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = arguments(sys.argv[1:] if argv is None else argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    numbers = [int(n) for n in args.only.split(",") if n] or list(FIGURES)
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    figures, report = asyncio.run(measure(numbers, mode, command.strip()))
+    figures, report = asyncio.run(measure(args.numbers, mode, command.strip()))
     soak = carried_section(args.output)  # the soak runs apart (minutes); keep its figures
     args.output.write_text(report.rstrip("\n") + (f"\n\n{soak}\n" if soak else "\n"))
     missed = [t.description for f in figures for t in f.targets if not t.met]

@@ -1,0 +1,214 @@
+"""Figure 8: a million events (`python -m bench --scale`), beside the same figures on a small store.
+
+A shop's year of history (bench/history.py) is batch-appended into one database ("at depth")
+and a hundredth of it into another ("small store"). Measured on both: the batch append of the
+same new streams (into an empty store for the small side), reading the whole store with
+decoding, rebuilding every projection against the bulk_write ceiling of the documents it wrote,
+and `ordertrail rebuild --all` / `audit --all` as child processes (time, peak RSS). Then a day
+with many distinct SKUs sold, projected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from typing import Any
+
+import asyncpg
+from pymongo import InsertOne
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench import scale_probes
+from bench.context import BenchContext
+from bench.core import Figure, Mode, Stopwatch, check, repeat
+from bench.history import BATCH, Batch, history, probe
+from bench.projections import Clients, no_retire_grace, settled_like_a_worker, warm_up
+from bench.scale_report import DEPTH, SMALL, Names, conclude
+from bench.store_reads import read_all
+from core.db import JSON_OPTIONS
+from eventstore.driver import dispose
+from eventstore.postgres import PostgresEventStore
+from projections.aliases import Aliases
+from projections.registry import INDEXES, PROJECTIONS
+from workers.bootstrap import read_side_over
+from workers.rebuild import rebuild
+
+FULL_EVENTS = 1_000_000
+Db = AsyncDatabase[dict[str, Any]]
+
+
+@dataclasses.dataclass
+class Side:
+    """One database of the figure and the MongoDB database its projections go to."""
+
+    names: Names
+    url: str
+    engine: AsyncEngine
+    conn: asyncpg.Connection
+    mongo_db: str = dataclasses.field(default_factory=lambda: f"bench_fig8_{uuid.uuid4().hex[:8]}")
+
+    @property
+    def store(self) -> PostgresEventStore:
+        """The product's event store over this database."""
+        return PostgresEventStore(self.engine)
+
+    async def events(self) -> int:
+        """How many events the store holds."""
+        return int(await self.conn.fetchval("SELECT count(*) FROM events"))
+
+    async def fill(self, total: int) -> float:
+        """Append a history of about `total` events; the append's events/s."""
+        store, events, seconds = self.store, 0, 0.0
+        for batch in history(total):
+            with Stopwatch() as watch:
+                await store.append(*batch)
+            seconds += watch.seconds
+            events += sum(len(s.events) for s in batch)
+        return events / seconds
+
+
+async def open_side(ctx: BenchContext, names: Names) -> Side:
+    """A fresh database for one side."""
+    url = await ctx.fresh_database()
+    engine = create_async_engine(url, pool_size=4, **JSON_OPTIONS)
+    return Side(names, url, engine, await asyncpg.connect(ctx.plain(url)))
+
+
+async def append_rate(side: Side, batches: list[Batch], empty: bool) -> float:
+    """Events/s of appending `batches` (one transaction each); into an emptied store if asked."""
+    if empty:
+        await side.conn.execute("TRUNCATE events")
+    store, events = side.store, sum(len(s.events) for b in batches for s in b)
+    with Stopwatch() as watch:
+        for batch in batches:
+            await store.append(*batch)
+    return events / watch.seconds
+
+
+async def append_probes(small: Side, deep: Side, figure: Figure, mode: Mode, events: int) -> None:
+    """The same kind of new streams appended into an empty store and into the deep one."""
+
+    async def both() -> dict[str, float]:
+        empty = await append_rate(small, probe(events), empty=True)
+        return {SMALL.append: empty, DEPTH.append: await append_rate(deep, probe(events), False)}
+
+    await repeat(mode, both, figure, {SMALL.append: "events/s", DEPTH.append: "events/s"})
+
+
+async def reads(side: Side, figure: Figure, mode: Mode) -> None:
+    """Read the whole store through read_all and decode every event."""
+    total, name = await side.events(), side.names.read
+
+    async def once() -> dict[str, float]:
+        count, seconds = await read_all(side.store, BATCH, decode=True)
+        check(name, count, total)
+        return {name: count / seconds}
+
+    await repeat(mode, once, figure, {name: "events/s"})
+
+
+async def ceiling_seconds(db: Db, logical: str, physical: str, calls: int) -> float:
+    """Seconds to insert a collection's documents afresh (same indexes) in `calls` bulk_writes."""
+    docs = [doc async for doc in db[physical].find({})]
+    if not docs:
+        return 0.0
+    target = db[f"ceiling_{physical}"]
+    if logical in INDEXES:
+        await target.create_indexes(INDEXES[logical])
+    per_call = math.ceil(len(docs) / max(1, calls))
+    with Stopwatch() as watch:
+        for start in range(0, len(docs), per_call):
+            await target.bulk_write([InsertOne(d) for d in docs[start : start + per_call]])
+    await target.drop()
+    return watch.seconds
+
+
+async def rebuild_all(side: Side, mongo: Clients) -> dict[str, float]:
+    """Rebuild every projection in this process, then write each one's documents raw."""
+    total, names = await side.events(), side.names
+    job_db, worker_db = mongo.job[side.mongo_db], mongo.worker[side.mongo_db]
+    read_side, events, seconds, ceiling = read_side_over(side.engine, job_db), 0, 0.0, 0.0
+    rates: dict[str, float] = {}
+    for projection in PROJECTIONS:
+        with no_retire_grace():
+            result = await rebuild(projection, read_side, batch_size=BATCH)
+        check(f"rebuild {projection}", result.events, total)
+        events, seconds = events + result.events, seconds + result.seconds
+        rates[f"rebuild {projection}, {names.where}"] = result.events / result.seconds
+        _, physical = await Aliases(job_db).live(projection)
+        for logical, name in physical.items():
+            ceiling += await ceiling_seconds(worker_db, logical, name, math.ceil(total / BATCH))
+    return {names.rebuild: events / seconds, names.ceiling: events / ceiling, **rates}
+
+
+async def ops_commands(ctx: BenchContext, side: Side, figure: Figure) -> bool:
+    """`ordertrail rebuild --all` and `audit --all` in child processes; False if not measured."""
+    names = side.names
+    env = ctx.env(side.url, side.mongo_db)
+    for command, (seconds, rss) in (
+        (("rebuild", "--all"), names.rebuild_cli),
+        (("audit", "--all"), names.audit_cli),
+    ):
+        cost = await scale_probes.scan(env, *command)
+        if cost is None:
+            return False
+        figure.measurement(seconds, "s").values.append(cost.seconds)
+        figure.measurement(rss, "MiB").values.append(cost.peak_rss_mib)
+    return True
+
+
+async def wide_day(ctx: BenchContext, figure: Figure, skus: int) -> bool:
+    """The sales case: one day, `skus` distinct SKUs sold; False if not measured."""
+    day = await scale_probes.wide_day(ctx, skus)
+    if day is None:
+        return False
+    figure.measurement(f"a day of {skus:,} SKUs: projection", "events/s").values.append(
+        day.events_per_second
+    )
+    figure.measurement(f"a day of {skus:,} SKUs: largest document", "KiB").values.append(
+        day.largest_document_kib
+    )
+    return True
+
+
+async def measure_side(
+    ctx: BenchContext, side: Side, figure: Figure, mongo: Clients, light: Mode
+) -> bool:
+    """Reads, rebuild against its ceiling, and the ops commands on one side."""
+    with settled_like_a_worker():  # as figure 4 reads and rebuilds: as a worker would
+        await reads(side, figure, light)
+        rates = await rebuild_all(side, mongo)
+    for name, value in rates.items():
+        figure.measurement(name, "events/s").values.append(value)
+    measured = await ops_commands(ctx, side, figure)
+    await mongo.job.drop_database(side.mongo_db)
+    figure.measurement(side.names.events, "events").values.append(await side.events())
+    return measured
+
+
+async def run(ctx: BenchContext) -> Figure:
+    """Figure 8."""
+    figure, mode = Figure(8, "A million events"), ctx.mode
+    light = dataclasses.replace(mode, repetitions=min(3, mode.repetitions))
+    total, skus = mode.count(FULL_EVENTS), mode.count(100_000, floor=200)
+    small, deep = await open_side(ctx, SMALL), await open_side(ctx, DEPTH)
+    mongo = Clients.open(ctx.mongodb_url)
+    try:
+        build = await deep.fill(total)
+        figure.measurement("history build at depth (batch append)", "events/s").values.append(build)
+        await append_probes(small, deep, figure, light, mode.count(20_000, floor=1_000))
+        await small.conn.execute("TRUNCATE events")
+        await small.fill(max(200, total // 100))
+        await warm_up(mongo.worker)
+        await warm_up(mongo.job)
+        scans = [await measure_side(ctx, side, figure, mongo, light) for side in (small, deep)]
+        wide = await wide_day(ctx, figure, skus)
+    finally:
+        for side in (small, deep):
+            await side.conn.close()
+            await dispose(side.engine)
+        await mongo.close()
+    conclude(figure, scans=all(scans), wide=wide, skus=skus)
+    return figure

@@ -1,0 +1,138 @@
+"""Figure 8's measurement names, side by side, and its ratios, targets and notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.core import Figure
+from bench.history import BATCH, EVENTS_PER_SKU
+
+APPEND_SHARE = 0.9  # the issue's: append at depth ≥ 90 % of the empty store's rate
+CEILING_SHARE = 0.8  # the issue's: rebuild at depth ≥ 80 % of the bulk_write ceiling
+DECODE_FLOOR = 100_000  # figure 4's read + decode target, now at depth
+FLAT = 1.5  # "RSS flat": at depth ≤ 1.5 times the small store's peak
+LARGEST_DOCUMENT_KIB = 1024  # a sixteenth of MongoDB's 16 MiB document limit
+
+
+@dataclass(frozen=True)
+class Names:
+    """The measurements of one side of the figure."""
+
+    where: str
+    events: str
+    append: str
+    read: str
+    rebuild: str
+    ceiling: str
+    rebuild_cli: tuple[str, str]  # seconds, peak RSS
+    audit_cli: tuple[str, str]
+
+
+def names(where: str, append: str) -> Names:
+    """The measurement names of the side called `where`."""
+    return Names(
+        where=where,
+        events=f"events in the store, {where}",
+        append=append,
+        read=f"read_all + decode, {where}",
+        rebuild=f"rebuild every projection, {where}",
+        ceiling=f"bulk_write ceiling as events, {where}",
+        rebuild_cli=(f"ordertrail rebuild --all, {where}", f"rebuild --all peak RSS, {where}"),
+        audit_cli=(f"ordertrail audit --all, {where}", f"audit --all peak RSS, {where}"),
+    )
+
+
+SMALL = names("small store", "batch append into an empty store")
+DEPTH = names("at depth", "batch append at depth")
+
+
+def conclude(figure: Figure, scans: bool, wide: bool, skus: int) -> None:
+    """Ratios, targets and notes of figure 8."""
+    _append_and_reads(figure)
+    _rebuild(figure)
+    if scans:
+        _flat(figure, "rebuild --all", SMALL.rebuild_cli[1], DEPTH.rebuild_cli[1])
+        _flat(figure, "audit --all", SMALL.audit_cli[1], DEPTH.audit_cli[1])
+        figure.ratio(
+            "audit --all time, at depth / small store", DEPTH.audit_cli[0], SMALL.audit_cli[0]
+        )
+    if wide:
+        largest = figure.median(f"a day of {skus:,} SKUs: largest document")
+        figure.target(
+            f"a day of {skus:,} distinct SKUs: largest document ≤ {LARGEST_DOCUMENT_KIB:,} KiB",
+            largest <= LARGEST_DOCUMENT_KIB,
+            f"{largest:,.1f} KiB",
+        )
+    figure.notes += _notes(figure, scans, wide)
+
+
+def _append_and_reads(figure: Figure) -> None:
+    """Append at depth against the empty store; read + decode at depth."""
+    share = figure.ratio("batch append, at depth / empty store", DEPTH.append, SMALL.append)
+    figure.target(
+        f"batch append at depth ≥ {APPEND_SHARE:.0%} of the empty store's rate",
+        share >= APPEND_SHARE,
+        f"{share:.0%} ({figure.median(DEPTH.append):,.0f} vs "
+        f"{figure.median(SMALL.append):,.0f} events/s, "
+        f"{figure.median(DEPTH.events):,.0f} events deep)",
+    )
+    figure.ratio("read_all + decode, at depth / small store", DEPTH.read, SMALL.read)
+    decode = figure.median(DEPTH.read)
+    figure.target(
+        f"read_all + decode at depth ≥ {DECODE_FLOOR // 1000}k events/s",
+        decode >= DECODE_FLOOR,
+        f"{decode:,.0f} events/s (small store {figure.median(SMALL.read):,.0f})",
+    )
+
+
+def _rebuild(figure: Figure) -> None:
+    """Every projection's rebuild against the bulk_write ceiling, at depth."""
+    figure.ratio("rebuild / ceiling, small store", SMALL.rebuild, SMALL.ceiling)
+    share = figure.ratio("rebuild / ceiling, at depth", DEPTH.rebuild, DEPTH.ceiling)
+    figure.target(
+        f"rebuild of every projection at depth ≥ {CEILING_SHARE:.0%} of the bulk_write ceiling",
+        share >= CEILING_SHARE,
+        f"{share:.0%} ({figure.median(DEPTH.rebuild):,.0f} vs "
+        f"{figure.median(DEPTH.ceiling):,.0f} events/s)",
+    )
+
+
+def _flat(figure: Figure, command: str, small: str, deep: str) -> None:
+    """A peak RSS at depth against the small store's."""
+    ratio = figure.ratio(f"{command} peak RSS, at depth / small store", deep, small)
+    figure.target(
+        f"`ordertrail {command}` peak RSS flat: at depth ≤ {FLAT:g} times the small store's",
+        ratio <= FLAT,
+        f"{ratio:.2f} times ({figure.median(deep):,.0f} vs {figure.median(small):,.0f} MiB)",
+    )
+
+
+def _notes(figure: Figure, scans: bool, wide: bool) -> list[str]:
+    """How the figure was measured, and what this build could not measure."""
+    notes = [
+        f"History: a year of a shop, {EVENTS_PER_SKU} events per SKU of the catalog: products "
+        "registered and stocked, then orders of 1-3 lines placed, stock reserved, confirmed, "
+        "75 % shipped (stock shipped) and 15 % cancelled (stock released), 3 % of orders "
+        "followed by a reprice or rename, stock received again before it runs out; every "
+        "event from the domain's aggregates via the EventCodec, stamped with its day; "
+        f"PostgresEventStore.append in batches of about {BATCH:,} events. The small store "
+        f"holds a hundredth of it ({figure.median(SMALL.events):,.0f} events).",
+        "Append probe: new order streams (placed + confirmed), the same count in batches of "
+        f"{BATCH:,} events, into an emptied store and into the deep one (which keeps them).",
+        "Rebuild: workers.rebuild of each projection in turn in this process (blue/green, grace "
+        "0), garbage collector as a worker sets its own; ceiling: each rebuilt collection's "
+        "documents inserted afresh (same indexes, unordered InsertOne bulk_writes, as many "
+        "calls as the rebuild's pages); both as events read over all projections.",
+    ]
+    if scans:
+        notes.append(
+            "`ordertrail rebuild --all` / `audit --all`: child processes on the same stores "
+            "(bench.scan_memory); peak RSS is the child's high-water mark."
+        )
+    else:
+        notes.append(
+            "Not measured in this build: ordertrail rebuild/audit --all (bench.scan_memory)."
+        )
+    if not wide:
+        notes.append("Not measured in this build: the day of many SKUs (bench.sales_wide).")
+    return notes
