@@ -8,8 +8,9 @@ collections as BSON (what MongoDB's 16 MB limit applies to), beside the size of 
 the design before per-(day, SKU) counters would have held (every SKU's figures in it), built
 from the same figures.
 
-`measure(ctx, skus)` is one run; `UNITS` names its figures' units and `notes(skus)` says how
-they were taken, for the figure that reports them.
+`measure(ctx, skus)` is one run as {figure: value}, `UNITS` their units, `wide_day(ctx, skus)`
+the same run as named fields, and `notes(skus)` says how they were taken, for the figure that
+reports them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -160,6 +162,29 @@ async def measure(ctx: BenchContext, skus: int = 100_000) -> dict[str, float]:
         await dispose(engine)
 
 
+@dataclass(frozen=True)
+class WideDay:
+    """One run's figures by name, as figure 8 (bench/scale_probes.py) reads them."""
+
+    events_per_second: float
+    ceiling_events_per_second: float
+    largest_document_bytes: int
+    day_document_bytes: int
+    day_document_before_bytes: int  # every SKU in the day's own document, as it used to be
+
+
+async def wide_day(ctx: BenchContext, skus: int) -> WideDay:
+    """`measure`, as figures by name."""
+    found = await measure(ctx, skus)
+    return WideDay(
+        found[RATE],
+        found[CEILING],
+        int(found["largest sales_daily document"]),
+        int(found["day document"]),
+        int(found["day document holding every SKU (before)"]),
+    )
+
+
 def notes(skus: int) -> list[str]:
     """How the wide day was measured."""
     orders = -(-skus // LINES)
@@ -168,6 +193,8 @@ def notes(skus: int) -> list[str]:
         f"lines, each placed and confirmed ({2 * orders:,} events, batch-appended); "
         f"`sales_daily` projected from zero in batches of {BATCH} events.",
         "Document sizes are BSON bytes (`$bsonSize`); MongoDB refuses a document over 16 MiB. "
+        "The largest is taken over the projection's three collections: day totals, (day, SKU) "
+        "counters, and the order states it keeps (at most 100 lines each). "
         "'day document holding every SKU (before)' is the day's totals document with every "
         "SKU's figures in a list, as each day was stored before per-(day, SKU) counters, "
         "encoded from the same figures.",
