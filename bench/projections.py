@@ -71,19 +71,24 @@ async def seed(store: PostgresEventStore, events: int) -> int:
     return len(appends) * 2
 
 
-async def catch_up(store: PostgresEventStore, db: Db) -> tuple[int, float]:
-    """Project `products` from zero into `db` (indexes first, as a worker does); events, seconds."""
-    await ensure_indexes(db, "products")
+async def catch_up(
+    store: PostgresEventStore, db: Db, projection: str = "products"
+) -> tuple[int, float]:
+    """Project `projection` from zero into `db` (indexes first, as a worker does); events, s."""
+    await ensure_indexes(db, projection)
     runner = CatchUp(store, Checkpoints(db), ParkedEvents(db), batch_size=BATCH)
     with Stopwatch() as watch:
-        events = await runner.run(build("products", db))
+        events = await runner.run(build(projection, db))
     return events, watch.seconds
 
 
-async def bulk_write_ceiling(db: Db, docs: list[dict[str, Any]], calls: int) -> float:
-    """Seconds to insert `docs` into an empty indexed collection in `calls` bulk_writes."""
-    collection = db["ceiling_products"]
-    await collection.create_indexes(INDEXES["products"])
+async def bulk_write_ceiling(
+    db: Db, docs: list[dict[str, Any]], calls: int, logical: str = "products"
+) -> float:
+    """Seconds to insert `docs` into an empty copy of `logical` (its indexes) in `calls` writes."""
+    collection = db[f"ceiling_{logical}"]
+    if INDEXES.get(logical):
+        await collection.create_indexes(INDEXES[logical])
     per_call = math.ceil(len(docs) / max(1, calls))
     with Stopwatch() as watch:
         for start in range(0, len(docs), per_call):

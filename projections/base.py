@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
-from pymongo import InsertOne, ReplaceOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -162,9 +162,13 @@ class DocumentProjection(ReadModel, Generic[FoldedT]):
 
 
 async def guarded_bulk_write(
-    collection: AsyncCollection[MappingT], ops: Sequence[InsertOne[MappingT] | ReplaceOne[MappingT]]
+    collection: AsyncCollection[MappingT],
+    ops: Sequence[InsertOne[MappingT] | ReplaceOne[MappingT] | UpdateOne],
 ) -> None:
-    """Write all ops; if a guard or insert lost a race, raise ConcurrentWrite after the rest."""
+    """Write all ops; if a guard or insert lost a race, raise ConcurrentWrite after the rest.
+
+    Replacements and updates are guarded by their filter: each must match its document.
+    """
     if not ops:
         return
     try:
@@ -176,6 +180,6 @@ async def guarded_bulk_write(
         raise ConcurrentWrite(
             f"{collection.name}: {len(codes)} documents changed under us"
         ) from exc
-    replaces = sum(isinstance(op, ReplaceOne) for op in ops)
+    replaces = sum(isinstance(op, ReplaceOne | UpdateOne) for op in ops)
     if result.matched_count != replaces:
         raise ConcurrentWrite(f"{collection.name}: {replaces - result.matched_count} guards failed")

@@ -7,6 +7,6 @@ COLLECTIONS = {
     "products": ["products"],
     "stock": ["stock"],
     "orders": ["orders"],
-    "sales_daily": ["sales_daily", "sales_orders"],
+    "sales_daily": ["sales_daily", "sales_daily_skus", "sales_orders"],
     "audit_log": ["audit_log"],
 }

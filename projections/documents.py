@@ -113,6 +113,19 @@ class SalesOrderState(Folded):
     counted: bool
 
 
+class SalesDayDocument(Folded):
+    """`sales_daily`: one day's confirmed sales totals, keyed by the day (YYYY-MM-DD).
+
+    Totals only: the figures per SKU are documents of their own (SalesDaySkuDocument), so a
+    day's document stays the same size however many SKUs sell that day.
+    """
+
+    date: str
+    orders: int
+    revenue_cents: int
+    revenue: str
+
+
 class SkuSalesRow(TypedDict):
     """One SKU's figures within a day."""
 
@@ -121,14 +134,10 @@ class SkuSalesRow(TypedDict):
     revenue_cents: int
 
 
-class SalesDayDocument(Folded):
-    """`sales_daily`: one day's confirmed sales, keyed by the day (YYYY-MM-DD)."""
+class SalesDaySkuDocument(Folded, SkuSalesRow):
+    """`sales_daily_skus`: one SKU's confirmed sales on one day, keyed `<day>|<sku>`."""
 
     date: str
-    orders: int
-    revenue_cents: int
-    skus: list[SkuSalesRow]
-    revenue: str
 
 
 class AuditEntry(TypedDict):

@@ -45,6 +45,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("placed_at", DESCENDING)]),
         IndexModel([("placed_at", DESCENDING)]),
     ],
+    # A day's SKU rows in SKU order (the sales-daily route), and a range of days (top products).
+    "sales_daily_skus": [IndexModel([("date", ASCENDING), ("sku", ASCENDING)])],
     "audit_log": [
         IndexModel([("stream_id", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("actor", ASCENDING), ("_id", DESCENDING)]),

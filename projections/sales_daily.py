@@ -1,19 +1,26 @@
-"""Daily sales (the dashboards' source): revenue, order count and units per SKU.
+"""Daily sales (the dashboards' source): revenue and order count per day, units per day and SKU.
 
 An order counts as a sale on the day it was placed, once it is confirmed; a cancellation after
 confirmation takes it back out. Counting needs the order's lines, which only OrderPlaced
 carries, so the projection keeps them per order in `sales_orders`.
 
-Exactly-once: each effect on a day document carries the token of the event that caused it, and
-a day document only takes effects newer than its `_last`. Day documents are written before the
-order states; a crash in between recomputes the same effects from the old order states, and the
-day guards drop those already counted.
+Bounded documents: a day's document holds its totals only, and each (day, SKU) has a counter
+document of its own in `sales_daily_skus`. A batch reads and writes the counters it touches
+(projections.counters), never a whole day's SKUs, so no document and no write grows with the
+number of SKUs sold in a day.
+
+Exactly-once: each effect on a counter document (a day's totals, one SKU's figures on that day)
+carries the token of the event that caused it, and each counter document only takes effects
+newer than its own `_last`. The counters are written before the order states; a crash in
+between (or between two counter writes) recomputes the same effects from the old order states,
+and each counter document drops those it already counted and takes the others.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 from uuid import UUID
@@ -24,10 +31,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.base import ReadModel, guarded_bulk_write
-from projections.documents import SalesDayDocument, SalesOrderState, SkuSalesRow, cents, money
+from projections.counters import Counters, Shape, Tally
+from projections.documents import (
+    SalesDayDocument,
+    SalesDaySkuDocument,
+    SalesOrderState,
+    cents,
+    money,
+)
 from subscriptions import ProjectorError
 
 ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
+DAY = Shape(("orders", "revenue_cents"), lambda c: {"revenue": money(c["revenue_cents"])})
+DAY_SKU = Shape(("units", "revenue_cents"))
 
 
 @dataclass
@@ -41,7 +57,7 @@ class Effect:
 
 
 class SalesDailyProjection(ReadModel):
-    """`sales_daily`: {date, revenue, orders, skus: [{sku, units, revenue_cents}]}."""
+    """`sales_daily`: {date, orders, revenue}; `sales_daily_skus`: {date, sku, units, revenue}."""
 
     name = "sales_daily"
     handles = ORDER_EVENTS
@@ -49,8 +65,14 @@ class SalesDailyProjection(ReadModel):
     # MongoDB hands back plain dicts: the ones in these collections are the ones written here.
     @property
     def days(self) -> AsyncCollection[SalesDayDocument]:
-        """Per-day counters."""
+        """Per-day totals."""
         return cast("AsyncCollection[SalesDayDocument]", self.collection_of("sales_daily"))
+
+    @property
+    def day_skus(self) -> AsyncCollection[SalesDaySkuDocument]:
+        """Per-(day, SKU) counters."""
+        collection = self.collection_of("sales_daily_skus")
+        return cast("AsyncCollection[SalesDaySkuDocument]", collection)
 
     @property
     def orders(self) -> AsyncCollection[SalesOrderState]:
@@ -58,26 +80,28 @@ class SalesDailyProjection(ReadModel):
         return cast("AsyncCollection[SalesOrderState]", self.collection_of("sales_orders"))
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
-        """Fold order states, apply their effects to the days, then save the states."""
+        """Fold order states, apply their effects to the counters, then save the states."""
         ids = list({str(e.stream_id) for e in events})
         before = {doc["_id"]: doc async for doc in self.orders.find({"_id": {"$in": ids}})}
         after, effects = fold_orders(before, events)
         await self._apply_effects(effects)
         await guarded_bulk_write(self.orders, state_writes(before, after))
 
-    async def _apply_effects(self, effects: list[Effect]) -> None:
-        days = list({effect.day for effect in effects})
-        current = {doc["_id"]: doc async for doc in self.days.find({"_id": {"$in": days}})}
-        ops: list[InsertOne[SalesDayDocument] | ReplaceOne[SalesDayDocument]] = []
-        for day in days:
-            doc = current.get(day)
-            last = doc["_last"] if doc else ""
-            new = [e for e in effects if e.day == day and e.token > last]
-            if new:
-                updated = count(copy.deepcopy(doc) if doc else empty_day(day), new)
-                guard = {"_id": day, "_last": last}
-                ops.append(ReplaceOne(guard, updated) if doc else InsertOne(updated))
-        await guarded_bulk_write(self.days, ops)
+    async def _apply_effects(self, effects: list[Effect], correction: bool = False) -> None:
+        """Count the effects into the days' totals and the (day, SKU) counters.
+
+        Both writes finish before any error is raised: a lost race is re-run as a whole, and
+        nothing is left in flight behind it.
+        """
+        days, day_skus = Counters(self.days, DAY), Counters(self.day_skus, DAY_SKU)
+        writes: list[Awaitable[None]] = (
+            [days.correct(day_tallies(effects)), day_skus.correct(sku_tallies(effects))]
+            if correction
+            else [days.add(day_tallies(effects)), day_skus.add(sku_tallies(effects))]
+        )
+        for outcome in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def key(self, event: StoredEvent) -> str | None:
         """The order state an event changes (its day follows from it)."""
@@ -88,13 +112,14 @@ class SalesDailyProjection(ReadModel):
         return {event.stream_id for event in events}
 
     async def rewrite(self, events: Sequence[StoredEvent], upto: Position | None = None) -> int:
-        """Refold each order up to `upto`, correcting its day by the difference only.
+        """Refold each order up to `upto`, correcting its day's counters by the difference only.
 
         Never behind what the stored state already folded: a state written past the checkpoint
-        (a crash before the checkpoint) has its effects in its day, and the redelivered events
-        are dropped by the state guard only if the state still includes them. Folding back to
-        the checkpoint would take a counted order out of its day while the day's `_last`, ahead
-        of the redelivered confirmation, drops that confirmation: one order short for ever.
+        (a crash before the checkpoint) has its effects in its counters, and the redelivered
+        events are dropped by the state guard only if the state still includes them. Folding
+        back to the checkpoint would take a counted order out of its day while the counters'
+        `_last`, ahead of the redelivered confirmation, drops that confirmation: one order
+        short for ever.
         """
         by_order: dict[str, list[StoredEvent]] = {}
         for event in events:
@@ -119,21 +144,16 @@ class SalesDailyProjection(ReadModel):
     async def _settle(
         self, key: str, stored: SalesOrderState | None, state: SalesOrderState, last: str
     ) -> None:
-        """Store `state`; if it counts differently from the `stored` one, correct its day.
+        """Store `state`; if it counts differently from the `stored` one, correct its counters.
 
-        The stored state says what the day counts (days are written before states, and a
+        The stored state says what the counters count (they are written before states, and a
         redelivery recounts nothing the state has folded). With no stored state there is
-        nothing to go by: the day is taken to count what the events say.
+        nothing to go by: the counters are taken to count what the events say.
         """
         was_counted = bool(stored["counted"]) if stored else state["counted"]
         if state["counted"] != was_counted:
             effect = Effect(state["day"], last, +1 if state["counted"] else -1, state)
-            doc = await self.days.find_one({"_id": state["day"]}) or empty_day(state["day"])
-            keep_last = doc["_last"]
-            corrected = count(doc, [effect])
-            # A correction, not a newer event: moving `_last` would drop other orders' events.
-            corrected["_last"] = keep_last
-            await self.days.replace_one({"_id": state["day"]}, corrected, upsert=True)
+            await self._apply_effects([effect], correction=True)
         state["_id"], state["_last"] = key, last
         await self.orders.replace_one({"_id": key}, state, upsert=True)
 
@@ -201,33 +221,41 @@ def state_writes(
     return ops
 
 
-def empty_day(day: str) -> SalesDayDocument:
-    """A day with nothing sold (and no event counted: `_last` is before every token)."""
-    return {
-        "_id": day,
-        "date": day,
-        "orders": 0,
-        "revenue_cents": 0,
-        "skus": [],
-        "revenue": money(0),
-        "_last": "",
-    }
+def sku_key(day: str, sku: str) -> str:
+    """The `_id` of a (day, SKU) counter document: the day's fixed 10 characters, then the SKU."""
+    return f"{day}|{sku}"
 
 
-def count(doc: SalesDayDocument, effects: list[Effect]) -> SalesDayDocument:
-    """Add (or take back) each effect's order to the day's counters."""
-    # SKUs may hold dots, which MongoDB field names should not: per-SKU figures are a list.
-    per_sku: dict[str, SkuSalesRow] = {row["sku"]: row for row in doc["skus"]}
-    for effect in effects:
-        doc["orders"] += effect.sign
-        for line in effect.order["lines"]:
-            row = per_sku.setdefault(
-                line["sku"], {"sku": line["sku"], "units": 0, "revenue_cents": 0}
-            )
-            line_cents = cents(line["unit_price"]) * line["quantity"]
-            row["units"] += effect.sign * line["quantity"]
-            row["revenue_cents"] += effect.sign * line_cents
-            doc["revenue_cents"] += effect.sign * line_cents
-    doc["skus"] = [per_sku[sku] for sku in sorted(per_sku)]
-    doc["revenue"], doc["_last"] = money(doc["revenue_cents"]), max(e.token for e in effects)
-    return doc
+def day_tallies(effects: Sequence[Effect]) -> list[Tally]:
+    """What each effect changes in its day's totals."""
+    return [
+        Tally(
+            effect.day,
+            effect.token,
+            {"orders": effect.sign, "revenue_cents": effect.sign * order_cents(effect.order)},
+            {"date": effect.day},
+        )
+        for effect in effects
+    ]
+
+
+def sku_tallies(effects: Sequence[Effect]) -> list[Tally]:
+    """What each effect changes in the counters of its order's SKUs on its day."""
+    return [
+        Tally(
+            sku_key(effect.day, line["sku"]),
+            effect.token,
+            {
+                "units": effect.sign * line["quantity"],
+                "revenue_cents": effect.sign * cents(line["unit_price"]) * line["quantity"],
+            },
+            {"date": effect.day, "sku": line["sku"]},
+        )
+        for effect in effects
+        for line in effect.order["lines"]
+    ]
+
+
+def order_cents(order: SalesOrderState) -> int:
+    """An order's revenue in cents: its lines' unit prices times quantities."""
+    return sum(cents(line["unit_price"]) * line["quantity"] for line in order["lines"])

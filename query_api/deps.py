@@ -22,6 +22,7 @@ from projections.documents import (
     OrderDocument,
     ProductDocument,
     SalesDayDocument,
+    SalesDaySkuDocument,
     StockDocument,
 )
 from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough, Seen, View
@@ -61,8 +62,13 @@ class ReadModels:
 
     @property
     def sales_daily(self) -> AsyncCollection[SalesDayDocument]:
-        """Sales per day."""
+        """Sales totals per day."""
         return self.typed("sales_daily", SalesDayDocument)
+
+    @property
+    def sales_daily_skus(self) -> AsyncCollection[SalesDaySkuDocument]:
+        """Sales per day and SKU."""
+        return self.typed("sales_daily_skus", SalesDaySkuDocument)
 
     @property
     def audit_log(self) -> AsyncCollection[AuditEntry]:

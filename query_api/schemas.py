@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.timestamps import Instant
 
@@ -138,6 +138,11 @@ class SalesDayResponse(BaseModel):
     orders: int
     revenue: str
     skus: list[SkuSales]
+    skus_total: int | None = Field(
+        None,
+        description="The day's number of SKUs, present only when `skus` lists fewer (the first "
+        "ones by SKU): page through them all at /api/v1/dashboards/sales-daily/{date}/skus",
+    )
 
 
 class SalesDailyResponse(BaseModel):

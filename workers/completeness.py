@@ -12,14 +12,16 @@ Exact while the projection moves:
 - Every fold-per-document view keeps in `_last` the token of the newest event folded into a
   document, and takes events in commit order. So a document read at any moment must equal the
   fold of its events up to max(C, its `_last`), all of them below the store's watermark (the
-  worker read them). A day of `sales_daily` likewise holds its effects up to max(C, `_last`).
+  worker read them). A counter of `sales_daily` (a day's totals, a day's figures for one SKU)
+  likewise holds its effects up to max(C, its `_last`).
 - The live generation is read at the start and again at the end; a rebuild's swap in between
   restarts the audit on the new generation.
 - An event the fold rejects is one the projection parks; parked events are listed as holes.
 
 Bounded memory: streams are listed by a server-side cursor and audited a page at a time (their
 events read through the store, upcast like every reader's); documents with no stream are found
-by paging the collection by `_id`. Only sales days (one small document per day) are held whole.
+by paging the collection by `_id`. Only the sales counters are held whole, as figures (a few
+integers per day and per SKU sold that day).
 """
 
 from __future__ import annotations

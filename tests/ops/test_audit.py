@@ -139,3 +139,25 @@ async def test_a_wrong_daily_total_is_a_hole(traded: Db, engine: AsyncEngine) ->
         ("wrong_totals", day["_id"])
     ]
     assert found == {}
+
+
+async def test_a_wrong_or_missing_sku_figure_of_a_day_is_a_hole(
+    traded: Db, engine: AsyncEngine
+) -> None:
+    rows = traded["sales_daily_skus"]
+    counted = {row["sku"]: row async for row in rows.find({"units": {"$gt": 0}})}
+    assert set(counted) == set(SKUS)
+    await rows.update_one({"_id": counted["AUA"]["_id"]}, {"$inc": {"units": 1}})
+    await rows.delete_one({"_id": counted["AUB"]["_id"]})
+    found = await holes(engine, traded)
+    aua, aub = counted["AUA"], counted["AUB"]
+    assert [(h["kind"], h["day"], h["sku"], h["found"]) for h in found.pop("sales_daily")] == [
+        (
+            "wrong_totals",
+            aua["date"],
+            "AUA",
+            {"units": aua["units"] + 1, "revenue_cents": aua["revenue_cents"]},
+        ),
+        ("wrong_totals", aub["date"], "AUB", {"units": 0, "revenue_cents": 0}),
+    ]
+    assert found == {}

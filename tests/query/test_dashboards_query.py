@@ -192,3 +192,33 @@ async def test_an_early_date_to_alone_is_not_a_500(
         for date_to in ("0001-01-01", "0001-01-29"):
             response = await query.get(path, params={"date_to": date_to}, headers=reader)
             assert response.status_code in (200, 422), (path, date_to, response.text)
+
+
+async def test_a_day_lists_its_first_skus_and_its_skus_page_through_all_of_them(
+    api: httpx.AsyncClient, query: httpx.AsyncClient, auth: Auth, reader: dict[str, str]
+) -> None:
+    """A day's SKUs grow with the catalog: cut at `sku_limit` (≤ 200), paged by their route."""
+    s = await seed_sales(api, query, auth, reader)
+    today = s.day.isoformat()
+    sold = sorted([(s.cheap, 5, "5.00"), (s.mid, 2, "20.00"), (s.dear, 1, "50.00")])
+    rows = [{"sku": sku, "units": units, "revenue": revenue} for sku, units, revenue in sold]
+    cut = await read(query, reader, SALES_DAILY, s.token, date_to=today, sku_limit=2)
+    day = {"date": today, "orders": 3, "revenue": "75.00"}
+    totals = {"orders": 3, "revenue": "75.00"}
+    assert cut == {"days": [day | {"skus": rows[:2], "skus_total": 3}], **totals}
+    whole = await read(query, reader, SALES_DAILY, s.token, date_to=today, sku_limit=3)
+    assert whole["days"] == [day | {"skus": rows}]  # no count when nothing is left out
+    skus = f"{SALES_DAILY}/{today}/skus"
+    pages = [await read(query, reader, skus, s.token, page=n, size=2) for n in (1, 2, 3)]
+    assert [(p["items"], p["total"]) for p in pages] == [(rows[:2], 3), (rows[2:], 3), ([], 3)]
+    before = f"{SALES_DAILY}/{(s.day - timedelta(days=1)).isoformat()}/skus"
+    assert await read(query, reader, before) == {"items": [], "total": 0, "page": 1, "size": 50}
+    for path, params in (
+        (SALES_DAILY, {"sku_limit": 0}),
+        (SALES_DAILY, {"sku_limit": 201}),
+        (skus, {"size": 201}),
+        (f"{SALES_DAILY}/2024-02-30/skus", {}),
+        (f"{SALES_DAILY}/today/skus", {}),
+    ):
+        response = await query.get(path, params=params, headers=reader)
+        assert response.status_code == 422, (path, params, response.text)

@@ -119,21 +119,22 @@ async def test_a_crash_between_day_counters_and_order_states_counts_once(
     await drain(catch_up, [*settle_all, FulfilmentProcess(Repository(pg_store))])
     real_write, calls = sales_daily.guarded_bulk_write, 0
 
-    async def dies_after_days(collection: Any, ops: Any) -> None:
+    async def dies_before_states(collection: Any, ops: Any) -> None:
         nonlocal calls
         calls += 1
+        if collection.name.startswith("sales_orders"):
+            raise SimulatedCrash("after the day and SKU counters, before the order states")
         await real_write(collection, ops)
-        if collection.name.startswith("sales_daily"):
-            raise SimulatedCrash("after the day counters, before the order states")
 
-    monkeypatch.setattr(sales_daily, "guarded_bulk_write", dies_after_days)
+    monkeypatch.setattr(sales_daily, "guarded_bulk_write", dies_before_states)
     with pytest.raises(SimulatedCrash):
         await catch_up.run(build("sales_daily", mongo_db))
     monkeypatch.setattr(sales_daily, "guarded_bulk_write", real_write)
     await catch_up.run(build("sales_daily", mongo_db))
     day = await mongo_db["sales_daily"].find_one({})
     assert day is not None and (day["orders"], day["revenue"]) == (5, "30.00")
-    assert day["skus"] == [{"sku": "GEAR", "units": 15, "revenue_cents": 3000}]
+    [row] = [row async for row in mongo_db["sales_daily_skus"].find({})]
+    assert (row["sku"], row["units"], row["revenue_cents"]) == ("GEAR", 15, 3000)
 
 
 async def insert_event(

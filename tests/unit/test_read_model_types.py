@@ -12,6 +12,7 @@ from mypy import api
 from eventstore.records import StoredEvent
 from projections.audit_log import audit_entry
 from projections.base import DocumentProjection
+from projections.counters import Shape, Tally, by_key
 from projections.documents import (
     AuditEntry,
     HistoryEntry,
@@ -19,13 +20,20 @@ from projections.documents import (
     OrderLine,
     ProductDocument,
     SalesDayDocument,
+    SalesDaySkuDocument,
     SalesOrderState,
-    SkuSalesRow,
     StockDocument,
 )
 from projections.orders import OrdersProjection
 from projections.products import ProductsProjection
-from projections.sales_daily import ORDER_EVENTS, count, empty_day, fold_orders
+from projections.sales_daily import (
+    DAY,
+    DAY_SKU,
+    ORDER_EVENTS,
+    day_tallies,
+    fold_orders,
+    sku_tallies,
+)
 from projections.stock import StockProjection
 from tests.projections.conftest import History
 
@@ -101,6 +109,11 @@ def folded(projection: DocumentProjection[Any], events: list[StoredEvent]) -> li
     return list(docs.values())
 
 
+def counted(shape: Shape, tallies: list[Tally]) -> list[dict[str, Any]]:
+    """The counter documents the tallies make from nothing."""
+    return [shape.document(key, group, group[-1].token) for key, group in by_key(tallies).items()]
+
+
 def assert_shape(kind: type, docs: Iterable[Mapping[str, Any]]) -> None:
     """Each document has the required keys and no other than the optional ones; all show up."""
     required, optional = set(kind.__required_keys__), set(kind.__optional_keys__)
@@ -123,8 +136,7 @@ async def test_every_document_type_has_exactly_the_fields_its_fold_writes() -> N
     assert_shape(HistoryEntry, [entry for order in orders for entry in order["history"]])
     states, effects = fold_orders({}, [e for e in events if e.type in ORDER_EVENTS])
     assert_shape(SalesOrderState, states.values())
-    day = count(empty_day(effects[0].day), effects)
-    assert_shape(SalesDayDocument, [day])
-    assert_shape(SkuSalesRow, day["skus"])
+    assert_shape(SalesDayDocument, counted(DAY, day_tallies(effects)))
+    assert_shape(SalesDaySkuDocument, counted(DAY_SKU, sku_tallies(effects)))
     assert_shape(AuditEntry, [audit_entry(event) for event in events])
     assert {p["sku"] for p in products} == {"MUG", "CUP"} and len(orders) == 3
