@@ -26,9 +26,10 @@ EVENT_COLUMNS = (
     "type, schema_version, data::text AS data, metadata::text AS metadata, recorded_at"
 )
 
-CURRENT_VERSIONS = sa.text(
+# Which stream refused an append's check ($1: the append's stream ids).
+CURRENT_VERSIONS = (
     "SELECT stream_id, max(version) AS version FROM events "
-    "WHERE stream_id = ANY(:ids) GROUP BY stream_id"
+    "WHERE stream_id = ANY($1::uuid[]) GROUP BY stream_id"
 )
 
 # One statement, one round trip, for any number of events and streams: the version check and
