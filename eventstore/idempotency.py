@@ -85,7 +85,12 @@ async def complete(fetch: Fetch, claim: IdempotencyClaim, response: StoredRespon
     """Record the response; raise ClaimLost (rolling back the caller's append) if not ours."""
     text = json.dumps(response)
     if not await fetch(_COMPLETE, claim.actor, claim.key, claim.lock_token, text):
-        raise ClaimLost(f"idempotency key {claim.key!r} was taken over")
+        raise lost(claim)
+
+
+def lost(claim: IdempotencyClaim) -> ClaimLost:
+    """The error of a request whose key another request took over."""
+    return ClaimLost(f"idempotency key {claim.key!r} was taken over")
 
 
 async def release(fetch: Fetch, claim: IdempotencyClaim) -> None:

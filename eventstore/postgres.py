@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, SnapshotRecord, StoredResponse
 from eventstore.batching import GroupCommit
+from eventstore.completing import completing_statement
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, lost_race
 from eventstore.positions import ORIGIN, Position
@@ -118,11 +119,25 @@ class PostgresEventStore:
     ) -> list[AppendResult]:
         """The append statement; in a transaction only when a response must commit with it."""
         if completion is not None:
-            return await self._driver.transaction(self._completing(streams, completion))
+            return await self._append_completing(streams, completion)
         positions = await self._group.append(streams)
         if not positions:
             await self._raise_conflict(self._driver.fetch, streams)
         return append_results(streams, positions)
+
+    async def _append_completing(
+        self, streams: tuple[StreamAppend, ...], completion: Completion
+    ) -> list[AppendResult]:
+        """The append and its response: one statement if it can, else one transaction."""
+        single = completing_statement(streams, completion)
+        if single is None:
+            return await self._driver.transaction(self._completing(streams, completion))
+        row = (await self._fetch(*single))[0]
+        if not row["claimed"]:
+            raise idempotency.lost(completion.claim)
+        if row["position"] is None:  # the version check refused: find out which stream
+            await self._raise_conflict(self._driver.fetch, streams)
+        return append_results(streams, [Position(row["txid"], row["position"])])
 
     def _completing(
         self, streams: tuple[StreamAppend, ...], completion: Completion
