@@ -287,7 +287,7 @@ def notes(statuses: dict[int, int], skus: int) -> list[str]:
         "request) on receive stock and place order, half the commands: the ones a client "
         "retries after a timeout, since a duplicate would double a receipt or an order; "
         "register and reprice are idempotent by content. A keyed command adds the key's claim "
-        "(one round trip) and its response's write (in the append's transaction).",
+        "(one round trip); its response is written by the append's own statement.",
         "insert ceiling: bare FastAPI + one asyncpg INSERT (asyncpg pool of 10, no reset query on "
         "release: one statement per request) into a table of the "
         "events table's shape; eventsourcing: `Application.save()` of a new one-event aggregate "

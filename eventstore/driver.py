@@ -1,10 +1,10 @@
-"""Plain asyncpg connections beside an engine's SQLAlchemy pool, for statements that need no
-transaction.
+"""Plain asyncpg connections beside an engine's SQLAlchemy pool, for the store's hot paths.
 
 SQLAlchemy's async pool checks a connection out and in through greenlets: under the benchmark's
-command mix that was about a sixth of a command's CPU time (py-spy). The store's single-statement
-hot paths (appends, stream and log reads, NOTIFY) run on a DriverPool instead; transactions keep
-using the engine. One DriverPool per engine, connecting on demand, closed by `dispose`.
+command mix that was about a sixth of a command's CPU time (py-spy). The store's hot paths
+(appends, stream and log reads, NOTIFY, idempotency claims, and the transaction of an append
+with its stored response) run on a DriverPool instead; the rest keep using the engine. One
+DriverPool per engine, connecting on demand, closed by `dispose`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import weakref
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
@@ -34,6 +35,8 @@ CONNECTION_LOST = (
     asyncpg.InternalClientError,
 )
 
+T = TypeVar("T")
+
 # Raised before the statement leaves: an argument asyncpg cannot encode, or a protocol still
 # busy with the goodbye of a session that ended while idle (see above).
 _NEVER_SENT = (asyncpg.DataError, asyncpg.InternalClientError)
@@ -52,7 +55,8 @@ class DriverPool:
 
     Not asyncpg's Pool: its acquire/release cycle (a holder, a shielded task per release, a
     reset) cost ~24 µs of CPU per statement here, more than a `SELECT 1` itself. Statements
-    here are single and autocommit, so a connection needs no reset between them. One that
+    here are single and autocommit, or a transaction that ends (COMMIT or ROLLBACK) before
+    its connection goes back, so a connection needs no reset between them. One that
     failed other than by the server refusing the statement (lost, cancelled mid-statement) is
     closed, and the idle ones are dropped with it when the server itself seems gone: after a
     restart only the first statement fails, not one per pooled connection.
@@ -66,33 +70,87 @@ class DriverPool:
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement (autocommit) on a pooled connection; its rows."""
-        if self._slots.locked():  # all connections busy: wait, but no longer than the timeout
-            await asyncio.wait_for(self._slots.acquire(), self._timeout)
-        else:
-            await self._slots.acquire()
+        await self._take_slot()
         try:
             conn = self._idle.pop() if self._idle else await self._connect()
-            try:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            except asyncpg.PostgresError as exc:
-                # The server answered; if it ended the session in doing so (shutdown,
-                # termination), asyncpg has marked the connection closed and it is dropped.
-                self._give_back(conn)
-                if conn.is_closed():  # ended at commit, the statement may have committed
-                    raise StatementLost(str(exc)) from exc
-                raise
-            except Exception as exc:
-                self._drop(conn, everything=True)
-                if isinstance(exc, CONNECTION_LOST) and not isinstance(exc, _NEVER_SENT):
-                    raise StatementLost(str(exc) or type(exc).__name__) from exc
-                raise
-            except BaseException:
-                self._drop(conn)  # cancelled mid-statement: out of step with the server
-                raise
+            rows: list[asyncpg.Record] = await self._settle(conn, conn.fetch(sql, *args))
             self._give_back(conn)
             return rows
         finally:
             self._slots.release()
+
+    async def transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `work` between BEGIN and COMMIT on a pooled connection: all of it, or nothing.
+
+        If `work` raises, the transaction is rolled back and its error raised; a session lost
+        before the COMMIT committed nothing (a ConnectionError), one lost at it StatementLost.
+        """
+        await self._take_slot()
+        try:
+            conn = self._idle.pop() if self._idle else await self._connect()
+            result = await self._inside(conn, work)
+            await self._settle(conn, conn.execute("COMMIT"))
+            self._give_back(conn)
+            return result
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self) -> None:
+        if self._slots.locked():  # all connections busy: wait, but no longer than the timeout
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        else:
+            await self._slots.acquire()
+
+    async def _settle(self, conn: asyncpg.Connection, statement: Awaitable[T]) -> T:
+        """Await the statement that decides the outcome (an autocommit one, or a COMMIT)."""
+        try:
+            return await statement
+        except asyncpg.PostgresError as exc:
+            # The server answered; if it ended the session in doing so (shutdown,
+            # termination), asyncpg has marked the connection closed and it is dropped.
+            self._give_back(conn)
+            if conn.is_closed():  # ended at commit, the statement may have committed
+                raise StatementLost(str(exc)) from exc
+            raise
+        except Exception as exc:
+            self._drop(conn, everything=True)
+            if isinstance(exc, CONNECTION_LOST) and not isinstance(exc, _NEVER_SENT):
+                raise StatementLost(str(exc) or type(exc).__name__) from exc
+            raise
+        except BaseException:
+            self._drop(conn)  # cancelled mid-statement: out of step with the server
+            raise
+
+    async def _inside(
+        self, conn: asyncpg.Connection, work: Callable[[asyncpg.Connection], Awaitable[T]]
+    ) -> T:
+        """BEGIN, then `work`; if anything fails, nothing is committed and the error is raised."""
+        try:
+            await conn.execute("BEGIN")
+            return await work(conn)
+        except Exception as exc:
+            if isinstance(exc, CONNECTION_LOST) or conn.is_closed():
+                self._drop(conn, everything=True)
+                if isinstance(exc, asyncpg.PostgresError):  # the server ended the session
+                    raise ConnectionResetError(str(exc)) from exc
+                raise
+            await self._roll_back(conn)
+            raise
+        except BaseException:
+            self._drop(conn)  # cancelled: the server rolls back as the session ends
+            raise
+
+    async def _roll_back(self, conn: asyncpg.Connection) -> None:
+        """ROLLBACK, keeping the connection if that worked (a refusal leaves it sound)."""
+        try:
+            await conn.execute("ROLLBACK")
+        except Exception:  # lost meanwhile: the server rolls back as the session ends
+            self._drop(conn, everything=conn.is_closed())
+            return
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._give_back(conn)
 
     async def _connect(self) -> asyncpg.Connection:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn, **self._connect_args)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventstore.driver import StatementLost
 from eventstore.records import (
@@ -18,8 +17,6 @@ from eventstore.records import (
 # Deadlock, serialization failure: the server rolled the transaction back, and running it
 # again may well succeed (two group-commit batches, or a batch and another writer, crossed).
 _ABORTED = frozenset({"40P01", "40001"})
-# Errors that end the session: a COMMIT they interrupt may have been carried out.
-_SESSION_ENDED = ("08", "57P01", "57P02")
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -47,14 +44,3 @@ def append_failure(exc: Exception, streams: tuple[StreamAppend, ...]) -> Excepti
     if isinstance(exc, StatementLost):
         return OutcomeUnknown(str(exc))
     return exc
-
-
-async def commit(conn: AsyncConnection) -> None:
-    """COMMIT; if the connection is lost or times out meanwhile, the outcome is unknown."""
-    try:
-        await conn.commit()
-    except Exception as exc:
-        state = sqlstate(exc)
-        if state is not None and not state.startswith(_SESSION_ENDED):
-            raise  # the server refused the commit: it rolled back
-        raise StatementLost(str(exc) or type(exc).__name__) from exc

@@ -1,24 +1,31 @@
-"""Idempotency records in PostgreSQL: claim a key, store the response with the append, replay."""
+"""Idempotency records in PostgreSQL: claim a key, store the response with the append, replay.
+
+Each step is one statement on the store's own asyncpg connections: a claim, or the stored
+answer of a replay, in one autocommit round trip; a response inside its append's transaction.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import uuid4
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventstore.base import ClaimLost, IdempotencyClaim, IdempotencyConflict, StoredResponse
 from eventstore.jsonb import as_json
 
+# `DriverPool.fetch` (autocommit) or `asyncpg.Connection.fetch` (inside a transaction).
+Fetch = Callable[..., Awaitable[list[Any]]]
+
 # Take the key if it is new, expired, or abandoned in flight by a crashed request with the
-# same body (its lock ran out); a live or finished record stays untouched.
-_CLAIM = sa.text(
-    """
+# same body (its lock ran out); a live or finished record stays untouched, and is returned
+# instead by the same statement (a replay costs one round trip too).
+_CLAIM = """
+WITH taken AS (
     INSERT INTO idempotency_records AS r
         (actor, key, request_hash, status, lock_token, locked_until, expires_at)
-    VALUES (:actor, :key, :hash, 'in_flight', :lock,
-            now() + make_interval(secs => :lock_seconds), now() + make_interval(secs => :ttl))
+    VALUES ($1, $2, $3, 'in_flight', $4,
+            now() + make_interval(secs => $5::float8), now() + make_interval(secs => $6::float8))
     ON CONFLICT (actor, key) DO UPDATE SET
         request_hash = excluded.request_hash, status = 'in_flight',
         lock_token = excluded.lock_token, locked_until = excluded.locked_until,
@@ -28,57 +35,64 @@ _CLAIM = sa.text(
        OR (r.status = 'in_flight' AND r.locked_until < now()
            AND r.request_hash = excluded.request_hash)
     RETURNING lock_token
-    """
+)
+SELECT lock_token, NULL AS request_hash, NULL AS status, NULL AS response FROM taken
+UNION ALL
+SELECT NULL, request_hash, status, response::text FROM idempotency_records
+WHERE actor = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM taken)
+"""
+
+_EXISTING = (
+    "SELECT NULL::uuid AS lock_token, request_hash, status, response::text AS response "
+    "FROM idempotency_records WHERE actor = $1 AND key = $2"
 )
 
-_EXISTING = sa.text(
-    "SELECT request_hash, status, response FROM idempotency_records "
-    "WHERE actor = :actor AND key = :key"
-)
-
-_COMPLETE = sa.text(
+_COMPLETE = (
     "UPDATE idempotency_records SET status = 'done', locked_until = NULL, "
-    "response = CAST(:response AS jsonb) "
-    "WHERE actor = :actor AND key = :key AND lock_token = :lock AND status = 'in_flight'"
+    "response = $4::jsonb "
+    "WHERE actor = $1 AND key = $2 AND lock_token = $3 AND status = 'in_flight' RETURNING 1"
 )
 
-_RELEASE = sa.text(
+_RELEASE = (
     "DELETE FROM idempotency_records "
-    "WHERE actor = :actor AND key = :key AND lock_token = :lock AND status = 'in_flight'"
+    "WHERE actor = $1 AND key = $2 AND lock_token = $3 AND status = 'in_flight'"
 )
 
 
 async def claim(
-    conn: AsyncConnection, actor: str, key: str, request_hash: str, *, ttl: int, lock_seconds: int
+    fetch: Fetch, actor: str, key: str, request_hash: str, *, ttl: int, lock_seconds: int
 ) -> IdempotencyClaim | StoredResponse:
     """Own the key, or return its stored response, or raise IdempotencyConflict."""
-    params = {"actor": actor, "key": key, "hash": request_hash, "lock": uuid4()}
-    params |= {"ttl": ttl, "lock_seconds": lock_seconds}
-    row = (await conn.execute(_CLAIM, params)).first()
-    if row is not None:
-        return IdempotencyClaim(actor, key, row.lock_token)
-    existing = (await conn.execute(_EXISTING, {"actor": actor, "key": key})).first()
-    if existing is None:  # deleted between the two statements: the client may simply retry
+    rows = await fetch(_CLAIM, actor, key, request_hash, uuid4(), lock_seconds, ttl)
+    if not rows:
+        # A record the statement's snapshot did not show yet: a request with this key
+        # committed its claim while ours waited for it. Look again, now that it is there.
+        rows = await fetch(_EXISTING, actor, key)
+    if not rows:  # deleted meanwhile (released): the client may simply retry
         raise IdempotencyConflict("in_flight")
-    if existing.request_hash != request_hash:
+    row = rows[0]
+    if row["lock_token"] is not None:
+        return IdempotencyClaim(actor, key, row["lock_token"])
+    if row["request_hash"] != request_hash:
         raise IdempotencyConflict("body_mismatch")
-    if existing.status != "done":
+    if row["status"] != "done":
         raise IdempotencyConflict("in_flight")
-    response: StoredResponse = as_json(existing.response)
+    response: StoredResponse = as_json(row["response"])
     return response
 
 
-async def complete(
-    conn: AsyncConnection, claim: IdempotencyClaim, response: StoredResponse
-) -> None:
+async def complete(fetch: Fetch, claim: IdempotencyClaim, response: StoredResponse) -> None:
     """Record the response; raise ClaimLost (rolling back the caller's append) if not ours."""
-    params = {"actor": claim.actor, "key": claim.key, "lock": claim.lock_token}
-    params["response"] = json.dumps(response)
-    result = await conn.execute(_COMPLETE, params)
-    if result.rowcount != 1:
-        raise ClaimLost(f"idempotency key {claim.key!r} was taken over")
+    text = json.dumps(response)
+    if not await fetch(_COMPLETE, claim.actor, claim.key, claim.lock_token, text):
+        raise lost(claim)
 
 
-async def release(conn: AsyncConnection, claim: IdempotencyClaim) -> None:
+def lost(claim: IdempotencyClaim) -> ClaimLost:
+    """The error of a request whose key another request took over."""
+    return ClaimLost(f"idempotency key {claim.key!r} was taken over")
+
+
+async def release(fetch: Fetch, claim: IdempotencyClaim) -> None:
     """Delete our in-flight record so the key can be used again."""
-    await conn.execute(_RELEASE, {"actor": claim.actor, "key": claim.key, "lock": claim.lock_token})
+    await fetch(_RELEASE, claim.actor, claim.key, claim.lock_token)

@@ -11,20 +11,21 @@ rolled-back transaction stops holding it the moment it ends.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, SnapshotRecord, StoredResponse
 from eventstore.batching import GroupCommit
+from eventstore.completing import completing_statement
 from eventstore.driver import CONNECTION_LOST, driver_pool
-from eventstore.failures import append_failure, commit, lost_race
+from eventstore.failures import append_failure, lost_race
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
     AppendResult,
@@ -36,14 +37,12 @@ from eventstore.records import (
 from eventstore.serialization import UPCASTING, Upcasting
 from eventstore.snapshot_sql import DROP_ALL, DROP_ONE, LOAD_LATEST, SAVE, save_params, split_rows
 from eventstore.statements import (
-    APPEND,
     APPEND_BATCH_FAST,
     CURRENT_VERSIONS,
     NOTIFY,
     READ_ALL_FAST,
     READ_STREAM_FAST,
     Statement,
-    append_params,
     append_results,
     batch_params,
     row_to_event,
@@ -83,8 +82,6 @@ class PostgresEventStore:
 
     def __init__(self, engine: AsyncEngine, idempotency_ttl: int = 86400, lock_seconds: int = 30):
         self.engine = engine
-        # Single statements need no BEGIN/COMMIT (nor a ROLLBACK when the pool takes them back).
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._driver = driver_pool(engine)
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
@@ -121,18 +118,42 @@ class PostgresEventStore:
         self, streams: tuple[StreamAppend, ...], completion: Completion | None
     ) -> list[AppendResult]:
         """The append statement; in a transaction only when a response must commit with it."""
-        if completion is None:
-            positions = await self._group.append(streams)
-            if not positions:
-                async with self.autocommit.connect() as conn:
-                    await self._raise_conflict(conn, streams)
-            return append_results(streams, positions)
-        async with self.engine.connect() as conn:
-            await conn.begin()  # rolled back when the block is left without the commit below
-            results = await self._insert(conn, streams, append_params(streams))
-            await idempotency.complete(conn, completion.claim, completion.respond(results))
-            await commit(conn)
+        if completion is not None:
+            return await self._append_completing(streams, completion)
+        positions = await self._group.append(streams)
+        if not positions:
+            await self._raise_conflict(self._driver.fetch, streams)
+        return append_results(streams, positions)
+
+    async def _append_completing(
+        self, streams: tuple[StreamAppend, ...], completion: Completion
+    ) -> list[AppendResult]:
+        """The append and its response: one statement if it can, else one transaction."""
+        single = completing_statement(streams, completion)
+        if single is None:
+            return await self._driver.transaction(self._completing(streams, completion))
+        row = (await self._fetch(*single))[0]
+        if not row["claimed"]:
+            raise idempotency.lost(completion.claim)
+        if row["position"] is None:  # the version check refused: find out which stream
+            await self._raise_conflict(self._driver.fetch, streams)
+        return append_results(streams, [Position(row["txid"], row["position"])])
+
+    def _completing(
+        self, streams: tuple[StreamAppend, ...], completion: Completion
+    ) -> Callable[[asyncpg.Connection], Awaitable[list[AppendResult]]]:
+        """The work of an append whose response commits with it (a transaction's body)."""
+        statement, params = statement_for(streams)
+
+        async def work(conn: asyncpg.Connection) -> list[AppendResult]:
+            rows = await conn.fetch(statement.sql, *statement.args(params))
+            if not rows:  # the version check refused: find out which stream, to say so
+                await self._raise_conflict(conn.fetch, streams)
+            results = append_results(streams, [Position(r["txid"], r["position"]) for r in rows])
+            await idempotency.complete(conn.fetch, completion.claim, completion.respond(results))
             return results
+
+        return work
 
     async def _append_alone(self, streams: tuple[StreamAppend, ...]) -> list[Position]:
         rows = await self._fetch(*statement_for(streams))
@@ -148,19 +169,10 @@ class PostgresEventStore:
             positions[owners[row["event_id"]]].append(Position(row["txid"], row["position"]))
         return positions
 
-    async def _insert(
-        self, conn: AsyncConnection, streams: tuple[StreamAppend, ...], params: dict[str, list[Any]]
-    ) -> list[AppendResult]:
-        rows = (await conn.execute(APPEND, params)).all()
-        if not rows:  # the version check refused: find out which stream, to say so
-            await self._raise_conflict(conn, streams)
-        return append_results(streams, [Position(row.txid, row.position) for row in rows])
-
-    async def _raise_conflict(
-        self, conn: AsyncConnection, streams: tuple[StreamAppend, ...]
-    ) -> None:
-        rows = await conn.execute(CURRENT_VERSIONS, {"ids": [s.stream_id for s in streams]})
-        current = {row.stream_id: row.version for row in rows}
+    @staticmethod
+    async def _raise_conflict(fetch: idempotency.Fetch, streams: tuple[StreamAppend, ...]) -> None:
+        ids = [s.stream_id for s in streams]
+        current = {row["stream_id"]: row["version"] for row in await fetch(CURRENT_VERSIONS, ids)}
         for stream in streams:
             actual = current.get(stream.stream_id, 0)
             if actual != stream.expected_version:
@@ -216,17 +228,22 @@ class PostgresEventStore:
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:
         """Own `key` (a claim) or get the stored response; raise IdempotencyConflict otherwise."""
-        async with translate_errors(), self.engine.begin() as conn:
+        async with translate_errors():
             return await idempotency.claim(
-                conn, actor, key, request_hash, ttl=self._ttl, lock_seconds=self._lock_seconds
+                self._driver.fetch,
+                actor,
+                key,
+                request_hash,
+                ttl=self._ttl,
+                lock_seconds=self._lock_seconds,
             )
 
     async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         """Store the response of a claimed request that appended nothing."""
-        async with translate_errors(), self.engine.begin() as conn:
-            await idempotency.complete(conn, claim, response)
+        async with translate_errors():
+            await idempotency.complete(self._driver.fetch, claim, response)
 
     async def release_idempotency(self, claim: IdempotencyClaim) -> None:
         """Forget a claim whose request failed, so the client may retry with the same key."""
-        async with translate_errors(), self.engine.begin() as conn:
-            await idempotency.release(conn, claim)
+        async with translate_errors():
+            await idempotency.release(self._driver.fetch, claim)

@@ -1,8 +1,9 @@
 """A command whose connection is lost while it commits: 503 "outcome_unknown", never "nothing
 was written", and a retry with the same Idempotency-Key gets the answer it would have had.
 
-The command API talks to PostgreSQL through a proxy that cuts the session at the COMMIT: after
-the server committed (its reply is lost) or before the server got it (nothing committed).
+The command API talks to PostgreSQL through a proxy that cuts the session at the commit: after
+the server committed (its reply is lost) or before the server got the statement (nothing
+committed). A keyed registration is one autocommit statement, the append with its response.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from core.settings import Settings
 from domain.values import product_id
 from eventstore.postgres import PostgresEventStore
 from tests.e2e.helpers import PRODUCTS, new_sku
-from tests.support.cutting_proxy import CuttingProxy, command_complete, simple_query
+from tests.support.cutting_proxy import CuttingProxy, command_complete, parse
 
 Auth = Callable[..., dict[str, str]]
 
@@ -68,7 +69,7 @@ async def test_a_commit_whose_answer_is_lost_is_replayed_to_a_retry_with_the_sam
     api: httpx.AsyncClient, proxy: CuttingProxy, auth: Auth, pg_store: PostgresEventStore
 ) -> None:
     sent, key = body(), {"Idempotency-Key": uuid4().hex}
-    proxy.arm(to_client=command_complete(b"COMMIT"), skip=1)  # the claim's, then the append's
+    proxy.arm(to_client=command_complete(b"SELECT"), skip=1)  # the claim's, then the append's
     assert_outcome_unknown(await api.post(PRODUCTS, json=sent, headers=auth() | key))
     assert proxy.cuts == 1
     stored = await pg_store.read_stream(product_id(sent["sku"]))
@@ -91,7 +92,7 @@ async def test_a_commit_that_never_reached_the_server_runs_again_on_a_retry_with
     api: httpx.AsyncClient, proxy: CuttingProxy, auth: Auth, pg_store: PostgresEventStore
 ) -> None:
     sent, key = body(), {"Idempotency-Key": uuid4().hex}
-    proxy.arm(to_server=simple_query(b"COMMIT"), skip=1)
+    proxy.arm(to_server=parse(b"WITH claim AS"))  # the append (with the response) prepared
     assert_outcome_unknown(await api.post(PRODUCTS, json=sent, headers=auth() | key))
     assert proxy.cuts == 1
     assert await pg_store.read_stream(product_id(sent["sku"])) == []  # it did not

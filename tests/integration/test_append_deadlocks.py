@@ -165,22 +165,25 @@ async def test_a_batch_inserts_by_stream_id_whatever_the_order_appends_arrived_i
     assert positions == sorted(positions)  # ...whose rows went in by stream id, lowest first
 
 
-async def test_a_command_whose_transaction_is_a_deadlock_victim_is_run_again(
+async def test_a_keyed_command_crossing_a_writer_that_holds_its_record_wins(
     store: PostgresEventStore, other: asyncpg.Connection, name: str
 ) -> None:
-    """An idempotent command's append (its own transaction) crosses another writer, and wins."""
+    """An idempotent command's append crosses another writer holding its key's record, and wins.
+
+    Its one statement locks the record before it inserts, so it waits rather than deadlocks.
+    """
     sku = f"DEADLOCK-{uuid.uuid4().hex[:8]}"
     stream_id = product_id(sku)
     claim = await store.claim_idempotency("alice", sku, "hash")
     assert isinstance(claim, IdempotencyClaim)
-    # The other writer locks the key's record; the command's transaction will wait for it
-    # with the stream's first version written, and the other writer then writes that version.
+    # The other writer locks the key's record; the command's statement waits for it, and
+    # the other writer then writes the stream's first version and gives up.
     lock = "SELECT 1 FROM idempotency_records WHERE actor = 'alice' AND key = $1 FOR UPDATE"
     await other.execute(lock, sku)
     context = Context(claim=claim, respond=lambda o: {"version": o.version})
     command = started(Repository(store).execute(Product, stream_id, registering(sku), context))
     await waiting(other, name, 1)
-    await other.execute(INSERT, stream_id, 1)  # returns once PostgreSQL aborted the command's
+    await other.execute(INSERT, stream_id, 1)
     await other.execute("ROLLBACK")
     outcome = await command
     assert (outcome.version, outcome.created) == (1, True)

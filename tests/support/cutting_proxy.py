@@ -26,6 +26,11 @@ def command_complete(tag: bytes) -> Match:
     return lambda kind, body: kind == b"C" and body.startswith(tag)
 
 
+def parse(text: bytes) -> Match:
+    """The client's Parse (a statement prepared, before its first run) whose text has `text`."""
+    return lambda kind, body: kind == b"P" and text in body
+
+
 def simple_query(text: bytes) -> Match:
     """The client's simple Query whose text starts with `text` (asyncpg sends b"COMMIT;")."""
     return lambda kind, body: kind == b"Q" and body.startswith(text)
