@@ -16,6 +16,7 @@ from uuid import UUID
 import orjson
 
 from bench.core import Figure, Stopwatch
+from bench.projections import settled_like_a_worker
 from bench.stock_streams import extend
 from core.settings import Settings
 from domain.inventory import StockItem
@@ -97,6 +98,11 @@ async def load_ms(
 
 async def measure(store: PostgresEventStore, stream_id: UUID, figure: Figure, length: str) -> None:
     """At each interval, the worst-case cold load of the stream; the snapshot's costs."""
+    with settled_like_a_worker():  # this process collects as the command API's does
+        await _measure(store, stream_id, figure, length)
+
+
+async def _measure(store: PostgresEventStore, stream_id: UUID, figure: Figure, length: str) -> None:
     for interval in INTERVALS:
         costs = await snapshot_then_tail(store, stream_id, interval - 1)
         figure.measurement(
@@ -119,7 +125,8 @@ def notes(length: str) -> list[str]:
         "product's take, the store's save) then interval - 1 more events, the most a cold load "
         "folds after a snapshot at that interval; each row the median of "
         f"{LOADS} loads by a fresh repository (workers.bootstrap.repository) over the same "
-        "PostgresEventStore, in this process, after one unmeasured load.",
+        "PostgresEventStore, in this process (its collector set as the command API sets its "
+        "own), after one unmeasured load.",
         "Snapshot rows: take = encoding the state on the command that crosses the interval "
         "(on the command's path); save = one INSERT … ON CONFLICT of it (off the command's "
         "path, once per interval); state = its JSON size. One value per interval studied; "
