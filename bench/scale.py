@@ -125,38 +125,72 @@ async def ceiling_seconds(db: Db, logical: str, physical: str, calls: int) -> fl
     return watch.seconds
 
 
-async def rebuild_all(side: Side, mongo: Clients) -> dict[str, float]:
-    """Rebuild every projection in this process, then write each one's documents raw."""
-    total, names = await side.events(), side.names
-    job_db, worker_db = mongo.job[side.mongo_db], mongo.worker[side.mongo_db]
-    read_side, events, seconds, ceiling = read_side_over(side.engine, job_db), 0, 0.0, 0.0
-    rates: dict[str, float] = {}
+async def ceiling_rate(side: Side, mongo: Clients, total: int) -> float:
+    """Events/s at which the raw bulk_write ceiling writes every live projection's documents."""
+    job_db, worker_db, seconds = mongo.job[side.mongo_db], mongo.worker[side.mongo_db], 0.0
     for projection in PROJECTIONS:
-        with no_retire_grace():
-            result = await rebuild(projection, read_side, batch_size=BATCH)
-        check(f"rebuild {projection}", result.events, total)
-        events, seconds = events + result.events, seconds + result.seconds
-        rates[f"rebuild {projection}, {names.where}"] = result.events / result.seconds
         _, physical = await Aliases(job_db).live(projection)
         for logical, name in physical.items():
-            ceiling += await ceiling_seconds(worker_db, logical, name, math.ceil(total / BATCH))
-    return {names.rebuild: events / seconds, names.ceiling: events / ceiling, **rates}
+            seconds += await ceiling_seconds(worker_db, logical, name, math.ceil(total / BATCH))
+    return total * len(PROJECTIONS) / seconds
 
 
-async def ops_commands(ctx: BenchContext, side: Side, figure: Figure) -> bool:
-    """`ordertrail rebuild --all` and `audit --all` in child processes; False if not measured."""
-    names = side.names
-    env = ctx.env(side.url, side.mongo_db)
-    for command, (seconds, rss) in (
-        (("rebuild", "--all"), names.rebuild_cli),
-        (("audit", "--all"), names.audit_cli),
-    ):
-        cost = await scale_probes.scan(env, *command)
-        if cost is None:
-            return False
-        figure.measurement(seconds, "s").values.append(cost.seconds)
-        figure.measurement(rss, "MiB").values.append(cost.peak_rss_mib)
+def rebuild_rates(names: Names, total: int, seconds: dict[str, float]) -> dict[str, float]:
+    """Every projection's rebuild rate, and all of them together, from each one's seconds."""
+    rates = {f"rebuild {p}, {names.where}": total / s for p, s in seconds.items()}
+    return {names.rebuild: total * len(seconds) / sum(seconds.values()), **rates}
+
+
+async def rebuild_here(side: Side, mongo: Clients) -> dict[str, float]:
+    """Rebuild every projection in this process (when no child can be measured)."""
+    total, seconds = await side.events(), {}
+    read_side = read_side_over(side.engine, mongo.job[side.mongo_db])
+    with settled_like_a_worker(), no_retire_grace():
+        for projection in PROJECTIONS:
+            result = await rebuild(projection, read_side, batch_size=BATCH)
+            check(f"rebuild {projection}", result.events, total)
+            seconds[projection] = result.seconds
+    return rebuild_rates(side.names, total, seconds)
+
+
+async def rebuild_child(ctx: BenchContext, side: Side, figure: Figure, mongo: Clients) -> bool:
+    """`ordertrail rebuild --all` in a child: its time, peak RSS and each projection's rate.
+
+    Each projection's time is its alias's, from reserving the new generation to swapping it in
+    (the old one's retiring grace excluded), and each rebuilt the whole store. False if this
+    build cannot measure a child.
+    """
+    aliases, total = Aliases(mongo.job[side.mongo_db]), await side.events()
+    before = {p: (await aliases.live(p))[0] for p in PROJECTIONS}
+    cost = await scale_probes.scan(ctx.env(side.url, side.mongo_db), "rebuild", "--all")
+    if cost is None:
+        return False
+    figure.measurement(side.names.rebuild_cli[0], "s").values.append(cost.seconds)
+    figure.measurement(side.names.rebuild_cli[1], "MiB").values.append(cost.peak_rss_mib)
+    seconds = {}
+    for projection in PROJECTIONS:
+        took = await aliases.rebuild_seconds(projection)
+        if (await aliases.live(projection))[0] != before[projection] + 1 or not took:
+            raise RuntimeError(f"rebuild --all did not swap in a new {projection}")
+        seconds[projection] = took
+    record(figure, rebuild_rates(side.names, total, seconds))
     return True
+
+
+def record(figure: Figure, rates: dict[str, float]) -> None:
+    """Add each rate to the figure."""
+    for name, value in rates.items():
+        figure.measurement(name, "events/s").values.append(value)
+
+
+async def audit(ctx: BenchContext, side: Side, figure: Figure) -> None:
+    """`ordertrail audit --all` in a child: its time and peak RSS."""
+    cost = await scale_probes.scan(ctx.env(side.url, side.mongo_db), "audit", "--all")
+    if cost is None:
+        raise RuntimeError("a child was measured for the rebuild and not for the audit")
+    seconds, rss = side.names.audit_cli
+    figure.measurement(seconds, "s").values.append(cost.seconds)
+    figure.measurement(rss, "MiB").values.append(cost.peak_rss_mib)
 
 
 async def wide_day(ctx: BenchContext, figure: Figure, skus: int) -> bool:
@@ -176,15 +210,24 @@ async def wide_day(ctx: BenchContext, figure: Figure, skus: int) -> bool:
 async def measure_side(
     ctx: BenchContext, side: Side, figure: Figure, mongo: Clients, light: Mode
 ) -> bool:
-    """Reads, rebuild against its ceiling, and the ops commands on one side."""
-    with settled_like_a_worker():  # as figure 4 reads and rebuilds: as a worker would
+    """Reads, one rebuild of every projection against its ceiling, the ops commands' RSS.
+
+    The rebuild is `ordertrail rebuild --all` in a child process when this build measures
+    children (bench/scale_probes.py), in this process otherwise; False in that case.
+    """
+    with settled_like_a_worker():  # as figure 4 reads: as a worker would
         await reads(side, figure, light)
-        rates = await rebuild_all(side, mongo)
-    for name, value in rates.items():
-        figure.measurement(name, "events/s").values.append(value)
-    measured = await ops_commands(ctx, side, figure)
+    measured = await rebuild_child(ctx, side, figure, mongo)
+    if measured:
+        await audit(ctx, side, figure)
+    else:
+        record(figure, await rebuild_here(side, mongo))
+    total = await side.events()
+    figure.measurement(side.names.ceiling, "events/s").values.append(
+        await ceiling_rate(side, mongo, total)
+    )
     await mongo.job.drop_database(side.mongo_db)
-    figure.measurement(side.names.events, "events").values.append(await side.events())
+    figure.measurement(side.names.events, "events").values.append(total)
     return measured
 
 

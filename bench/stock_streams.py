@@ -41,11 +41,18 @@ async def build_stream(store: PostgresEventStore, sku: str, length: int) -> UUID
     registered = [codec.encode(event) for event in product.collect_events()]
     await store.append(StreamAppend(product.id, stream_type_of(Product), 0, registered))
     while written < length:
-        _grow(item, min(length, written + CHUNK))
-        events = [codec.encode(event) for event in item.collect_events()]
-        await store.append(StreamAppend(item.id, stream_type_of(StockItem), written, events))
-        written = item.version
+        written = await extend(store, item, written, min(length, written + CHUNK), codec)
     return item.id
+
+
+async def extend(
+    store: PostgresEventStore, item: StockItem, stored: int, until: int, codec: EventCodec
+) -> int:
+    """Grow `item` (stored up to version `stored`) to version `until` in one batch append."""
+    _grow(item, until)
+    events = [codec.encode(event) for event in item.collect_events()]
+    await store.append(StreamAppend(item.id, stream_type_of(StockItem), stored, events))
+    return item.version
 
 
 def _grow(item: StockItem, until: int) -> None:

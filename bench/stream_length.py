@@ -16,10 +16,12 @@ from uuid import UUID
 import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench import snapshot_tail
 from bench.command_api import bench_token
 from bench.context import BenchContext
 from bench.core import Figure, Mode
 from bench.http import Client
+from bench.snapshot_tail import Tail, bounded_tail
 from bench.stock_streams import (
     DEFAULT_INTERVAL,
     aggregate_bytes,
@@ -117,7 +119,7 @@ async def measure_memory(
         )
 
 
-def conclude(figure: Figure, lengths: tuple[int, ...], snapshots: dict[int, int] | None) -> None:
+def conclude(figure: Figure, lengths: tuple[int, ...], snapshots: dict[int, Tail] | None) -> None:
     """Ratios, the two targets and the notes."""
     low, top = label(lengths[0]), label(lengths[-1])
     short, long = f"{lengths[0]:,}-event", f"{lengths[-1]:,}-event"
@@ -152,14 +154,17 @@ def conclude(figure: Figure, lengths: tuple[int, ...], snapshots: dict[int, int]
     figure.notes += notes(lengths, snapshots)
 
 
-def notes(lengths: tuple[int, ...], snapshots: dict[int, int] | None) -> list[str]:
+def notes(lengths: tuple[int, ...], snapshots: dict[int, Tail] | None) -> list[str]:
     """How the figure was measured."""
     taken = (
         "snapshots table absent (no snapshot code in this build): the 'snapshots' rows run "
         "the same code as the others"
         if snapshots is None
         else "snapshots taken at versions "
-        + ", ".join(f"{v:,} ({label(n)})" for n, v in snapshots.items())
+        + ", ".join(f"{t.snapshot:,} ({label(n)})" for n, t in snapshots.items())
+        + "; before the cold runs a cold load of each read its snapshot and "
+        + ", ".join(f"{t.events:,}" for t in snapshots.values())
+        + " events after it"
     )
     return [
         f"One stock item stream per length ({', '.join(f'{n:,}' for n in lengths)} events), "
@@ -177,6 +182,7 @@ def notes(lengths: tuple[int, ...], snapshots: dict[int, int] | None) -> list[st
         "Aggregate memory: deep size (sys.getsizeof over the object graph, each object once, "
         "classes and functions excluded) of the StockItem loaded cold by a fresh repository "
         "from workers.bootstrap.repository, in this process.",
+        *(snapshot_tail.notes(label(lengths[-1])) if snapshots is not None else []),
     ]
 
 
@@ -195,9 +201,12 @@ async def run(ctx: BenchContext) -> Figure:
         await measure_commands(streams, figure, ctx.mode, "no snapshots")
         snapshots = None
         if await snapshots_table(conn):
-            snapshots = await streams.take_snapshots(conn, DEFAULT_INTERVAL)
+            taken = await streams.take_snapshots(conn, DEFAULT_INTERVAL)
+            snapshots = {n: await bounded_tail(store, ids[n], DEFAULT_INTERVAL) for n in taken}
         await measure_memory(store, streams, figure, "snapshots")
         await measure_commands(streams, figure, ctx.mode, "snapshots")
+        if snapshots is not None:
+            await snapshot_tail.measure(store, ids[lengths[-1]], figure, label(lengths[-1]))
     finally:
         await conn.close()
         await dispose(engine)

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from core import heap
 from core.settings import Settings, get_settings
 from ops.status import gather_status, to_json
 from projections.registry import PROJECTIONS
@@ -40,6 +41,9 @@ def run(work: Callable[[ReadSide], Awaitable[T]], settings: Settings | None = No
 
     async def main() -> T:
         async with read_side(settings or get_settings(), "ordertrail-ops") as side:
+            # A rebuild, audit or replay decodes as many events as a worker's catch-up: collect
+            # as a worker does, or decoding runs at up to half its rate (core/heap.py).
+            heap.settle()
             return await work(side)
 
     return asyncio.run(main())

@@ -64,14 +64,27 @@ class Aliases:
         return generation
 
     async def swap(self, projection: str, generation: int) -> None:
-        """Make `generation` live in one atomic update."""
+        """Make `generation` live in one atomic update (remembering when its rebuild began)."""
+        doc = await self.collection.find_one({"_id": projection})
+        began = doc.get("pending_since") if doc else None
         await self.collection.update_one(
             {"_id": projection},
             {
-                "$set": {"generation": generation, "swapped_at": datetime.now(UTC)},
+                "$set": {
+                    "generation": generation,
+                    "swapped_at": datetime.now(UTC),
+                    "rebuild_began_at": began,
+                },
                 "$unset": {"pending": "", "pending_since": ""},
             },
         )
+
+    async def rebuild_seconds(self, projection: str) -> float | None:
+        """How long the live generation took from its reservation to its swap (None: unknown)."""
+        doc = await self.collection.find_one({"_id": projection})
+        if not doc or doc.get("rebuild_began_at") is None or "swapped_at" not in doc:
+            return None
+        return float((doc["swapped_at"] - doc["rebuild_began_at"]).total_seconds())
 
     async def abandon(self, projection: str) -> None:
         """Forget a pending generation."""

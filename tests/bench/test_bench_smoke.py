@@ -62,6 +62,8 @@ def test_bench_smoke_writes_every_figure(bench_env: dict[str, str], tmp_path: Pa
         for what in ("cold command", "warm command", "aggregate memory"):
             for length in ("10 events", "1,000 events"):
                 assert f"{what}, {length}, {side} |" in lengths, (what, length, side)
+    tail = "cold load, snapshot + tail of 99 events (interval 100), 1,000 events |"
+    assert tail in lengths and "snapshot save, 1,000 events |" in lengths
 
 
 def test_bench_scale_smoke_writes_figure_8(bench_env: dict[str, str], tmp_path: Path) -> None:

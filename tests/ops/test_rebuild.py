@@ -99,6 +99,8 @@ async def test_rebuild_swaps_in_a_complete_view_while_commands_and_reads_go_on(
     )  # fmt: skip
     assert last.json()["total"] == len(tokens)  # writes during the rebuild are in the new view
     assert (await Aliases(mongo_db).live("products"))[0] == 1
+    took = await Aliases(mongo_db).rebuild_seconds("products")  # what an outside timer reads
+    assert took is not None and 0 < took <= result.seconds
     await caught_up(pg_store, mongo_db, ["products"])
     live = [d async for d in mongo_db["products__g1"].find({}).sort("_id", 1)]
     assert await mongo_db["products"].count_documents({}) == 0  # the old generation is gone
