@@ -25,6 +25,7 @@ PUBLIC = {"/health", "/ready", "/metrics"}
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Values of the right shape for every path parameter (ids nobody has: a 404 is an answer too).
 PATH_VALUES = {
+    "day": "2026-01-31",
     "product_id": str(uuid.uuid4()),
     "order_id": str(uuid.uuid4()),
     "stream_id": str(uuid.uuid4()),
@@ -112,7 +113,7 @@ def test_the_matrix_covers_every_route_and_only_health_endpoints_are_public() ->
     assert covered == {row for row in everything if row[2] not in public}
     # The contract's routes are all there (DESIGN §6), ops included.
     assert len({p for _, p in COMMAND_ROUTES if p.startswith("/api/v1/ops/")}) == 5
-    assert len({p for _, p in QUERY_ROUTES if p.startswith("/api/v1/")}) == 11
+    assert len({p for _, p in QUERY_ROUTES if p.startswith("/api/v1/")}) == 12
 
 
 @pytest.mark.parametrize(("api_name", "method", "path", "variant"), cases())

@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 Auth = Callable[..., dict[str, str]]
 OPERATORS = ['{"$ne": null}', '{"$gt": ""}', "$where", '{"$regex": ".*"}', "[$ne]"]
-PATH_VALUES = {"product_id": str(uuid.uuid4()), "order_id": str(uuid.uuid4()), "sku": "HOST-1"}
+PATH_VALUES = {
+    "product_id": str(uuid.uuid4()),
+    "order_id": str(uuid.uuid4()),
+    "sku": "HOST-1",
+    "day": "2026-01-31",
+}
 
 
 async def _events(engine: AsyncEngine) -> int:
