@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import json
-from dataclasses import replace
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
 from eventstore.base import (
@@ -26,13 +29,18 @@ class InMemoryEventStore:
     # Applied to every read, as in the PostgreSQL store: events as stored are never changed.
     upcasting: Upcasting = UPCASTING
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        idempotency_ttl: float = 86400,
+        lock_seconds: float = 30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.events: list[StoredEvent] = []
         self._streams: dict[UUID, list[StoredEvent]] = {}
         self._transactions = itertools.count(1)
         self._lock = asyncio.Lock()
-        # (actor, key) -> (request hash, lock token or None when done, response as JSON text)
-        self._keys: dict[tuple[str, str], tuple[str, UUID | None, str | None]] = {}
+        self._ttl, self._lock_seconds, self._clock = idempotency_ttl, lock_seconds, clock
+        self._keys: dict[tuple[str, str], _KeyRecord] = {}
 
     async def append(
         self, *streams: StreamAppend, completion: Completion | None = None
@@ -93,26 +101,28 @@ class InMemoryEventStore:
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:
         """Own `key`, or get its stored response; raise IdempotencyConflict otherwise."""
-        record = self._keys.get((actor, key))
-        if record is None:
+        now, record = self._clock(), self._keys.get((actor, key))
+        # As in PostgreSQL: a new, expired or abandoned key (same body, lock run out) is taken.
+        if record is None or record.free_for(request_hash, now):
             lock = uuid4()
-            self._keys[(actor, key)] = (request_hash, lock, None)
+            self._keys[(actor, key)] = _KeyRecord(
+                request_hash, lock, None, now + self._ttl, now + self._lock_seconds
+            )
             return IdempotencyClaim(actor, key, lock)
-        stored_hash, _, response = record
-        if stored_hash != request_hash:
+        if record.request_hash != request_hash:
             raise IdempotencyConflict("body_mismatch")
-        if response is None:
+        if record.response is None:
             raise IdempotencyConflict("in_flight")
-        stored: StoredResponse = json.loads(response)
+        stored: StoredResponse = json.loads(record.response)
         return stored
 
     def _complete(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         record = self._keys.get((claim.actor, claim.key))
-        if record is None or record[1] != claim.lock_token:
+        if record is None or record.lock != claim.lock_token:
             raise ClaimLost(claim.key)
         # Kept as JSON, as PostgreSQL keeps it: what is not JSON fails here too, and a caller
         # changing its dict afterwards does not change the stored answer.
-        self._keys[(claim.actor, claim.key)] = (record[0], None, json.dumps(response))
+        record.lock, record.response = None, json.dumps(response)
 
     async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         """Store the response of a claimed request that appended nothing."""
@@ -121,5 +131,34 @@ class InMemoryEventStore:
     async def release_idempotency(self, claim: IdempotencyClaim) -> None:
         """Forget a claim whose request failed."""
         record = self._keys.get((claim.actor, claim.key))
-        if record is not None and record[1] == claim.lock_token:
+        if record is not None and record.lock == claim.lock_token:
             del self._keys[(claim.actor, claim.key)]
+
+    async def purge_idempotency(self, limit: int) -> int:
+        """Delete at most `limit` expired records nobody holds, oldest first; how many went."""
+        now = self._clock()
+        expired = [k for k, record in self._keys.items() if record.purgeable(now)]
+        oldest = heapq.nsmallest(limit, expired, key=lambda k: self._keys[k].expires)
+        for key in oldest:
+            del self._keys[key]
+        return len(oldest)
+
+
+@dataclass
+class _KeyRecord:
+    """One idempotency key: its request, its lock (None once done), its answer as JSON text."""
+
+    request_hash: str
+    lock: UUID | None
+    response: str | None
+    expires: float
+    locked_until: float
+
+    def free_for(self, request_hash: str, now: float) -> bool:
+        """Whether a claim takes the key over: expired, or abandoned in flight by this body."""
+        abandoned = self.lock is not None and self.locked_until < now
+        return self.expires < now or (abandoned and self.request_hash == request_hash)
+
+    def purgeable(self, now: float) -> bool:
+        """Expired, and not in flight under a lock that is still running."""
+        return self.expires < now and (self.lock is None or self.locked_until < now)

@@ -210,3 +210,8 @@ class PostgresEventStore:
         """Forget a claim whose request failed, so the client may retry with the same key."""
         async with translate_errors(), self.engine.begin() as conn:
             await idempotency.release(conn, claim)
+
+    async def purge_idempotency(self, limit: int) -> int:
+        """Delete at most `limit` expired idempotency records nobody holds; how many went."""
+        async with translate_errors(), self.engine.begin() as conn:
+            return await idempotency.purge(conn, limit)
