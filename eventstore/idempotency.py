@@ -42,26 +42,6 @@ _COMPLETE = sa.text(
     "WHERE actor = :actor AND key = :key AND lock_token = :lock AND status = 'in_flight'"
 )
 
-# One batch of expired records, oldest first. A record is left alone while a request holds it:
-# one whose in-flight lock has not run out (possible only with a TTL shorter than the lock), and
-# one whose row a transaction has locked (a claim taking the key over, a completion committing
-# with its append): SKIP LOCKED passes over those rather than waiting, so concurrent purges take
-# disjoint batches and none stalls a command. The outer expiry check holds for the row as it is
-# when deleted; a record claimed again after expiry has a new `expires_at` and stays.
-_PURGE = sa.text(
-    """
-    DELETE FROM idempotency_records AS r
-    USING (
-        SELECT actor, key FROM idempotency_records
-        WHERE expires_at < now() AND (locked_until IS NULL OR locked_until < now())
-        ORDER BY expires_at
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    ) AS expired
-    WHERE r.actor = expired.actor AND r.key = expired.key AND r.expires_at < now()
-    """
-)
-
 _RELEASE = sa.text(
     "DELETE FROM idempotency_records "
     "WHERE actor = :actor AND key = :key AND lock_token = :lock AND status = 'in_flight'"
@@ -102,9 +82,3 @@ async def complete(
 async def release(conn: AsyncConnection, claim: IdempotencyClaim) -> None:
     """Delete our in-flight record so the key can be used again."""
     await conn.execute(_RELEASE, {"actor": claim.actor, "key": claim.key, "lock": claim.lock_token})
-
-
-async def purge(conn: AsyncConnection, limit: int) -> int:
-    """Delete at most `limit` expired records nobody holds; how many were deleted."""
-    result = await conn.execute(_PURGE, {"limit": limit})
-    return int(result.rowcount)

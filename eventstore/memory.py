@@ -7,8 +7,8 @@ import heapq
 import itertools
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 from uuid import UUID, uuid4
 
 from eventstore.base import (
@@ -23,24 +23,41 @@ from eventstore.records import AppendResult, StoredEvent, StreamAppend, WrongExp
 from eventstore.serialization import UPCASTING, Upcasting
 
 
+class KeyRecord(NamedTuple):
+    """One idempotency key: its request, its lock (None once done), its answer as JSON text,
+    and when (on the monotonic clock) it expires and its in-flight lock runs out."""
+
+    request_hash: str
+    lock: UUID | None
+    response: str | None
+    expires: float
+    locked_until: float
+
+    def free_for(self, request_hash: str, now: float) -> bool:
+        """Whether a claim takes the key over: expired, or abandoned in flight by this body."""
+        abandoned = self.lock is not None and self.locked_until < now
+        return self.expires < now or (abandoned and self.request_hash == request_hash)
+
+    def purgeable(self, now: float) -> bool:
+        """Expired, and not in flight under a lock that is still running."""
+        return self.expires < now and (self.lock is None or self.locked_until < now)
+
+
 class InMemoryEventStore:
     """Keeps events in a list; one append at a time, so commit order is append order."""
 
     # Applied to every read, as in the PostgreSQL store: events as stored are never changed.
     upcasting: Upcasting = UPCASTING
+    # Idempotency keys live and lock as long as the PostgreSQL store's (seconds; settable).
+    idempotency_ttl: float = 86400.0
+    lock_seconds: float = 30.0
 
-    def __init__(
-        self,
-        idempotency_ttl: float = 86400,
-        lock_seconds: float = 30,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self) -> None:
         self.events: list[StoredEvent] = []
         self._streams: dict[UUID, list[StoredEvent]] = {}
         self._transactions = itertools.count(1)
         self._lock = asyncio.Lock()
-        self._ttl, self._lock_seconds, self._clock = idempotency_ttl, lock_seconds, clock
-        self._keys: dict[tuple[str, str], _KeyRecord] = {}
+        self._keys: dict[tuple[str, str], KeyRecord] = {}  # by (actor, key)
 
     async def append(
         self, *streams: StreamAppend, completion: Completion | None = None
@@ -97,16 +114,24 @@ class InMemoryEventStore:
         after = after or ORIGIN
         return self.upcasting.events([e for e in self.events if e.position > after][:limit])
 
+    async def purge_idempotency(self, limit: int) -> int:
+        """Delete at most `limit` expired records nobody holds, oldest first; how many went."""
+        now = time.monotonic()
+        expired = [k for k, record in self._keys.items() if record.purgeable(now)]
+        for key in heapq.nsmallest(limit, expired, key=lambda k: self._keys[k].expires):
+            del self._keys[key]
+        return min(limit, len(expired))
+
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:
         """Own `key`, or get its stored response; raise IdempotencyConflict otherwise."""
-        now, record = self._clock(), self._keys.get((actor, key))
+        now, record = time.monotonic(), self._keys.get((actor, key))
         # As in PostgreSQL: a new, expired or abandoned key (same body, lock run out) is taken.
         if record is None or record.free_for(request_hash, now):
-            lock = uuid4()
-            self._keys[(actor, key)] = _KeyRecord(
-                request_hash, lock, None, now + self._ttl, now + self._lock_seconds
+            lock, expires = uuid4(), now + self.idempotency_ttl
+            self._keys[(actor, key)] = KeyRecord(
+                request_hash, lock, None, expires, now + self.lock_seconds
             )
             return IdempotencyClaim(actor, key, lock)
         if record.request_hash != request_hash:
@@ -122,7 +147,8 @@ class InMemoryEventStore:
             raise ClaimLost(claim.key)
         # Kept as JSON, as PostgreSQL keeps it: what is not JSON fails here too, and a caller
         # changing its dict afterwards does not change the stored answer.
-        record.lock, record.response = None, json.dumps(response)
+        done = record._replace(lock=None, response=json.dumps(response))
+        self._keys[(claim.actor, claim.key)] = done
 
     async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         """Store the response of a claimed request that appended nothing."""
@@ -131,34 +157,5 @@ class InMemoryEventStore:
     async def release_idempotency(self, claim: IdempotencyClaim) -> None:
         """Forget a claim whose request failed."""
         record = self._keys.get((claim.actor, claim.key))
-        if record is not None and record.lock == claim.lock_token:
+        if record is not None and record[1] == claim.lock_token:
             del self._keys[(claim.actor, claim.key)]
-
-    async def purge_idempotency(self, limit: int) -> int:
-        """Delete at most `limit` expired records nobody holds, oldest first; how many went."""
-        now = self._clock()
-        expired = [k for k, record in self._keys.items() if record.purgeable(now)]
-        oldest = heapq.nsmallest(limit, expired, key=lambda k: self._keys[k].expires)
-        for key in oldest:
-            del self._keys[key]
-        return len(oldest)
-
-
-@dataclass
-class _KeyRecord:
-    """One idempotency key: its request, its lock (None once done), its answer as JSON text."""
-
-    request_hash: str
-    lock: UUID | None
-    response: str | None
-    expires: float
-    locked_until: float
-
-    def free_for(self, request_hash: str, now: float) -> bool:
-        """Whether a claim takes the key over: expired, or abandoned in flight by this body."""
-        abandoned = self.lock is not None and self.locked_until < now
-        return self.expires < now or (abandoned and self.request_hash == request_hash)
-
-    def purgeable(self, now: float) -> bool:
-        """Expired, and not in flight under a lock that is still running."""
-        return self.expires < now and (self.lock is None or self.locked_until < now)

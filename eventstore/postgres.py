@@ -25,6 +25,7 @@ from eventstore.base import Completion, IdempotencyClaim, StoredResponse
 from eventstore.batching import GroupCommit
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, commit, lost_race
+from eventstore.idempotency_purge import PURGE
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
     AppendResult,
@@ -192,6 +193,11 @@ class PostgresEventStore:
         async with translate_errors():
             await self._fetch(NOTIFY, {"channel": channel, "payload": payload})
 
+    async def purge_idempotency(self, limit: int) -> int:
+        """Delete at most `limit` expired idempotency records nobody holds; how many went."""
+        async with translate_errors():
+            return len(await self._driver.fetch(PURGE, limit))
+
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:
@@ -210,8 +216,3 @@ class PostgresEventStore:
         """Forget a claim whose request failed, so the client may retry with the same key."""
         async with translate_errors(), self.engine.begin() as conn:
             await idempotency.release(conn, claim)
-
-    async def purge_idempotency(self, limit: int) -> int:
-        """Delete at most `limit` expired idempotency records nobody holds; how many went."""
-        async with translate_errors(), self.engine.begin() as conn:
-            return await idempotency.purge(conn, limit)

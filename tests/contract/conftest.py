@@ -29,5 +29,7 @@ def expiring_store(
 ) -> EventStore:
     """Each store, empty, keeping idempotency records for no time at all (locks as usual)."""
     if request.param == "memory":
-        return InMemoryEventStore(idempotency_ttl=0)
+        store = InMemoryEventStore()
+        store.idempotency_ttl = 0
+        return store
     return PostgresEventStore(engine, idempotency_ttl=0)
