@@ -46,6 +46,7 @@ class ScanCost:
     seconds: float
     peak_rss_mib: float
     exit_code: int
+    log: Path  # its output
 
 
 def run_measured(args: tuple[str, ...], env: dict[str, str], log: Path) -> ScanCost:
@@ -57,7 +58,7 @@ def run_measured(args: tuple[str, ...], env: dict[str, str], log: Path) -> ScanC
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    return ScanCost(" ".join(args), seconds, usage.ru_maxrss / 1024, child.returncode)
+    return ScanCost(" ".join(args), seconds, usage.ru_maxrss / 1024, child.returncode, log)
 
 
 async def measure_scans(
