@@ -1,9 +1,9 @@
 """The ops scans' cost: `ordertrail rebuild --all` and `ordertrail audit --all`, time and peak RSS.
 
 Each runs as the operator runs it, a child process of its own, so its peak resident set is the
-kernel's own figure for that process (`wait4`'s `ru_maxrss`), imports and all. `measure_scans`
-is what figure 8 calls on the empty and the deep store; run as a module it seeds stores of
-the given sizes with `bench.order_mix` and prints the figures side by side:
+kernel's own figure for that process (`wait4`'s `ru_maxrss`), imports and all. Figure 8 calls
+`scan` for each command; `measure_scans` runs both on one store. Run as a module, it seeds
+stores of the given sizes with `bench.order_mix` and prints their figures side by side:
 
     python -m bench.scan_memory 50000 200000
 """
@@ -40,25 +40,43 @@ REBUILD_GRACE_SECONDS = OLD_GENERATION_GRACE_SECONDS * len(PROJECTIONS)
 
 @dataclass(frozen=True)
 class ScanCost:
-    """One ops command run to its end: how long it took and its peak resident set."""
+    """One command run to its end: how long it took and its peak resident set."""
 
     command: str
     seconds: float
-    peak_rss_mib: float
+    peak_rss_bytes: int
     exit_code: int
-    log: Path  # its output
+    log: Path | None  # its output, if kept
+
+    @property
+    def peak_rss_mib(self) -> float:
+        """The peak resident set in MiB."""
+        return self.peak_rss_bytes / 2**20
 
 
-def run_measured(args: tuple[str, ...], env: dict[str, str], log: Path) -> ScanCost:
-    """`ordertrail ARGS` in a child process, its output to `log`; time and peak RSS."""
-    with log.open("wb") as out:
+# Runs the command as its own child and writes "<peak RSS KiB> <exit code>" to argv[1]. The
+# command's peak is only its own from a small parent: ru_maxrss keeps the largest resident set
+# the process had, and before its exec that is the image it was forked (or vforked) from.
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(f"{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def scan(argv: list[str], env: dict[str, str], log: Path | None = None) -> ScanCost:
+    """`argv` in a child process, its output to `log` (else discarded): time and peak RSS."""
+    with tempfile.TemporaryDirectory() as scratch, open(log or os.devnull, "wb") as out:
+        report = Path(scratch) / "report"
+        launch = [sys.executable, "-c", _LAUNCHER, str(report), *argv]
         started = time.perf_counter()
-        child = subprocess.Popen([ORDERTRAIL, *args], env=env, stdout=out, stderr=out)
-        # wait4, not wait: it returns the child's own resource usage, peak RSS (KiB) included.
-        _, status, usage = os.wait4(child.pid, 0)
+        subprocess.run(launch, env=env, stdout=out, stderr=out, check=True)
         seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return ScanCost(" ".join(args), seconds, usage.ru_maxrss / 1024, child.returncode, log)
+        peak_kib, exit_code = (int(field) for field in report.read_text().split())
+    command = " ".join([Path(argv[0]).name, *argv[1:]])
+    return ScanCost(command, seconds, peak_kib * 1024, exit_code, log)
 
 
 async def measure_scans(
@@ -74,7 +92,7 @@ async def measure_scans(
     costs = {}
     for args in (REBUILD, AUDIT):
         log = ctx.workdir / f"{args[0]}-{uuid.uuid4().hex[:6]}.log"
-        costs[args[0]] = await asyncio.to_thread(run_measured, args, env, log)
+        costs[args[0]] = await asyncio.to_thread(scan, [ORDERTRAIL, *args], env, log)
     return costs
 
 
