@@ -55,7 +55,8 @@ async def audit_documents(
                 cursor.reopen()
         for cursor in page:
             audit = StreamAudit(projection, side.store, upto.token, skip, seen)
-            checked, holes = checked + await audit.run(cursor), holes + audit.holes
+            checked += await audit.run(cursor)
+            holes += audit.holes
     holes += await unexpected(side.inspector, projection.collection, PRIMARY[projection.name][1])
     return checked, holes
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,13 +15,15 @@ from domain.catalog import Product
 from domain.inventory import StockItem
 from domain.values import product_id
 from eventstore.postgres import PostgresEventStore
-from eventstore.records import StoredEvent, StreamAppend
+from eventstore.records import NewEvent, StoredEvent, StreamAppend
 from eventstore.serialization import EventCodec
+from projections.base import DocumentProjection
 from tests.ops.helpers import Db, caught_up
 from workers.bootstrap import read_side_over
 from workers.completeness import audit_projection
+from workers.completeness_docs import FIRST_EVENTS, Seen, StreamAudit
 from workers.service import SubscriptionService
-from workers.stream_reads import CHUNK
+from workers.stream_reads import CHUNK, StreamCursor
 
 ORDERS = 1_200  # a reservation and a release each: a stock stream of almost five chunks
 
@@ -77,3 +82,54 @@ async def test_a_long_stream_is_audited_a_chunk_at_a_time_and_exactly(
     )
     [hole] = (await audit_projection("products", side))["holes"]
     assert (hole["kind"], hole["found"]) == ("wrong", {"available": 997, "reserved": 3})
+
+
+def tick(who: str) -> NewEvent:
+    """An event saying which stream it is on."""
+    return NewEvent("Ticked", {"who": who}, datetime.now(UTC))
+
+
+class Linked(DocumentProjection[Any]):
+    """One document, `linked`, fed by its stream and by any stream a `Linked` event names."""
+
+    name = collection_name = "linked"
+    handles = frozenset({"Ticked", "Linked"})
+
+    def key(self, event: StoredEvent) -> str | None:
+        """Every event changes the one document."""
+        return "linked"
+
+    def sources(self, events: Sequence[StoredEvent]) -> set[UUID]:
+        """Its own streams, and those the `Linked` events name."""
+        named = {UUID(e.data["other"]) for e in events if e.type == "Linked"}
+        return {e.stream_id for e in events} | named
+
+    def fold(self, doc: Any, event: StoredEvent) -> Any:
+        """Which stream each event came from, in commit order."""
+        doc = doc or {"from": []}
+        doc["from"].append(event.data["who"])
+        return doc
+
+
+async def test_a_stream_named_late_in_a_long_stream_is_merged_in_from_the_start(
+    engine: AsyncEngine, pg_store: PostgresEventStore, mongo_db: Db, clean_db: None
+) -> None:
+    main, other = uuid.uuid4(), uuid.uuid4()
+    who: list[str] = []
+    for n in range(30):  # the two streams interleaved in commit order
+        stream, name = (other, "other") if n % 10 == 5 else (main, "main")
+        version = who.count(name)
+        await pg_store.append(StreamAppend(stream, "T", version, [tick(name)]))
+        who.append(name)
+    link = NewEvent("Linked", {"who": "main", "other": str(other)}, datetime.now(UTC))
+    [last] = await pg_store.append(StreamAppend(main, "T", who.count("main"), [link]))
+    who.append("main")
+    projection = Linked(mongo_db)
+    first = StreamCursor(pg_store, main)
+    await first.read(FIRST_EVENTS)  # the link is far past the first events
+    doc = {"_id": "linked", "_last": last.position.token, "from": who}
+    await projection.collection.insert_one(doc)
+    seen = Seen({"linked": doc}, {"linked"})
+
+    audit = StreamAudit(projection, pg_store, last.position.token, set(), seen)
+    assert (await audit.run(first), audit.holes) == (1, [])
