@@ -100,6 +100,11 @@ SUBSCRIBER_FAILURES = Counter(
     ["subscriber", "kind"],
 )
 
+IDEMPOTENCY_PURGED = Counter(
+    "ordertrail_idempotency_records_purged_total",
+    "Expired idempotency records a worker deleted",
+)
+
 
 GAUGE_REFRESH_FAILURES = Counter(
     "ordertrail_gauge_refresh_failures_total",

@@ -109,3 +109,11 @@ class EventStore(SnapshotStore, Protocol):
     async def release_idempotency(self, claim: IdempotencyClaim) -> None:
         """Forget a claim whose request failed, so the client may retry with the same key."""
         ...
+
+    async def purge_idempotency(self, limit: int) -> int:
+        """Delete at most `limit` expired idempotency records nobody holds; how many went.
+
+        Never waits for a record a request holds, so concurrent purges are harmless; a purged
+        key is new again (its next request is a fresh claim).
+        """
+        ...

@@ -29,11 +29,14 @@ _HOLDERS = sa.text(
     "left(query, 200) AS query FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
     "ORDER BY age(backend_xid) DESC LIMIT 5"
 )
-_STREAMS = sa.text(
+# One page of stream ids after a given one: a short statement each, by key range, so a scan of a
+# large store neither holds a cursor's snapshot open for its whole length nor the ids in memory.
+_STREAMS = (
     "SELECT stream_id FROM events WHERE stream_type = :stream_type AND type = ANY(:types) "
     "AND (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position) "
-    "GROUP BY stream_id ORDER BY stream_id"
+    "AND stream_id {} :after GROUP BY stream_id ORDER BY stream_id LIMIT :page"
 )
+_FIRST_STREAMS, _NEXT_STREAMS = sa.text(_STREAMS.format(">=")), sa.text(_STREAMS.format(">"))
 _KNOWN_STREAMS = sa.text("SELECT DISTINCT stream_id FROM events WHERE stream_id = ANY(:ids)")
 _KNOWN_POSITIONS = sa.text("SELECT position FROM events WHERE position = ANY(:ids)")
 
@@ -88,17 +91,23 @@ class PostgresInspector:
         self, stream_type: str, types: Iterable[str], upto: Position, page: int
     ) -> AsyncIterator[list[UUID]]:
         """Pages of the streams of `stream_type` with an event of `types` by `upto`, by id."""
-        params = {
+        params: dict[str, Any] = {
             "stream_type": stream_type,
             "types": sorted(types),
             "txid": str(upto.transaction_id),
             "position": upto.position,
+            "after": UUID(int=0),
+            "page": page,
         }
-        # A server-side cursor: the list of streams is never held whole.
-        async with translate_errors(), self.engine.connect() as conn:
-            result = await conn.stream(_STREAMS, params)
-            async for rows in result.partitions(page):
-                yield [row.stream_id for row in rows]
+        statement = _FIRST_STREAMS
+        while True:
+            async with translate_errors(), self.engine.connect() as conn:
+                ids = list((await conn.execute(statement, params)).scalars())
+            if ids:
+                yield ids
+            if len(ids) < page:
+                return
+            statement, params["after"] = _NEXT_STREAMS, ids[-1]
 
     async def known_streams(self, ids: Iterable[UUID]) -> set[UUID]:
         """Those of `ids` that have events."""

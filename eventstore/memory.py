@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import json
+import time
 from dataclasses import replace
+from typing import NamedTuple
 from uuid import UUID, uuid4
 
 from eventstore.base import (
@@ -27,11 +30,34 @@ from eventstore.records import (
 from eventstore.serialization import UPCASTING, Upcasting
 
 
+class KeyRecord(NamedTuple):
+    """One idempotency key: its request, its lock (None once done), its answer as JSON text,
+    and when (on the monotonic clock) it expires and its in-flight lock runs out."""
+
+    request_hash: str
+    lock: UUID | None
+    response: str | None
+    expires: float
+    locked_until: float
+
+    def free_for(self, request_hash: str, now: float) -> bool:
+        """Whether a claim takes the key over: expired, or abandoned in flight by this body."""
+        abandoned = self.lock is not None and self.locked_until < now
+        return self.expires < now or (abandoned and self.request_hash == request_hash)
+
+    def purgeable(self, now: float) -> bool:
+        """Expired, and not in flight under a lock that is still running."""
+        return self.expires < now and (self.lock is None or self.locked_until < now)
+
+
 class InMemoryEventStore:
     """Keeps events in a list; one append at a time, so commit order is append order."""
 
     # Applied to every read, as in the PostgreSQL store: events as stored are never changed.
     upcasting: Upcasting = UPCASTING
+    # Idempotency keys live and lock as long as the PostgreSQL store's (seconds; settable).
+    idempotency_ttl: float = 86400.0
+    lock_seconds: float = 30.0
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
@@ -40,8 +66,7 @@ class InMemoryEventStore:
         self.snapshots: dict[UUID, SnapshotRecord] = {}
         self._transactions = itertools.count(1)
         self._lock = asyncio.Lock()
-        # (actor, key) -> (request hash, lock token or None when done, response as JSON text)
-        self._keys: dict[tuple[str, str], tuple[str, UUID | None, str | None]] = {}
+        self._keys: dict[tuple[str, str], KeyRecord] = {}  # by (actor, key)
 
     async def append(
         self, *streams: StreamAppend, completion: Completion | None = None
@@ -102,30 +127,41 @@ class InMemoryEventStore:
         after = after or ORIGIN
         return self.upcasting.events([e for e in self.events if e.position > after][:limit])
 
+    async def purge_idempotency(self, limit: int) -> int:
+        """Delete at most `limit` expired records nobody holds, oldest first; how many went."""
+        now = time.monotonic()
+        expired = [k for k, record in self._keys.items() if record.purgeable(now)]
+        for key in heapq.nsmallest(limit, expired, key=lambda k: self._keys[k].expires):
+            del self._keys[key]
+        return min(limit, len(expired))
+
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:
         """Own `key`, or get its stored response; raise IdempotencyConflict otherwise."""
-        record = self._keys.get((actor, key))
-        if record is None:
-            lock = uuid4()
-            self._keys[(actor, key)] = (request_hash, lock, None)
+        now, record = time.monotonic(), self._keys.get((actor, key))
+        # As in PostgreSQL: a new, expired or abandoned key (same body, lock run out) is taken.
+        if record is None or record.free_for(request_hash, now):
+            lock, expires = uuid4(), now + self.idempotency_ttl
+            self._keys[(actor, key)] = KeyRecord(
+                request_hash, lock, None, expires, now + self.lock_seconds
+            )
             return IdempotencyClaim(actor, key, lock)
-        stored_hash, _, response = record
-        if stored_hash != request_hash:
+        if record.request_hash != request_hash:
             raise IdempotencyConflict("body_mismatch")
-        if response is None:
+        if record.response is None:
             raise IdempotencyConflict("in_flight")
-        stored: StoredResponse = json.loads(response)
+        stored: StoredResponse = json.loads(record.response)
         return stored
 
     def _complete(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         record = self._keys.get((claim.actor, claim.key))
-        if record is None or record[1] != claim.lock_token:
+        if record is None or record.lock != claim.lock_token:
             raise ClaimLost(claim.key)
         # Kept as JSON, as PostgreSQL keeps it: what is not JSON fails here too, and a caller
         # changing its dict afterwards does not change the stored answer.
-        self._keys[(claim.actor, claim.key)] = (record[0], None, json.dumps(response))
+        done = record._replace(lock=None, response=json.dumps(response))
+        self._keys[(claim.actor, claim.key)] = done
 
     async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         """Store the response of a claimed request that appended nothing."""

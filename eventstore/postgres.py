@@ -26,6 +26,7 @@ from eventstore.batching import GroupCommit
 from eventstore.completing import completing_statement
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, lost_race
+from eventstore.idempotency_purge import PURGE
 from eventstore.positions import ORIGIN, Position
 from eventstore.records import (
     AppendResult,
@@ -223,6 +224,11 @@ class PostgresEventStore:
         """`NOTIFY channel, payload` on its own (LISTENers hear it at once: no transaction)."""
         async with translate_errors():
             await self._fetch(NOTIFY, {"channel": channel, "payload": payload})
+
+    async def purge_idempotency(self, limit: int) -> int:
+        """Delete at most `limit` expired idempotency records nobody holds; how many went."""
+        async with translate_errors():
+            return len(await self._driver.fetch(PURGE, limit))
 
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str

@@ -88,6 +88,8 @@ def service_config(settings: Settings) -> ServiceConfig:
         retries=settings.projection_retries,
         tick_seconds=settings.projection_tick_seconds,
         unhealthy_seconds=settings.subscriber_unhealthy_seconds,
+        purge_batch=settings.idempotency_purge_batch,
+        purge_seconds=settings.idempotency_purge_seconds,
     )
 
 

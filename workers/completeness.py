@@ -18,10 +18,12 @@ Exact while the projection moves:
   restarts the audit on the new generation.
 - An event the fold rejects is one the projection parks; parked events are listed as holes.
 
-Bounded memory: streams are listed by a server-side cursor and audited a page at a time (their
-events read through the store, upcast like every reader's); documents with no stream are found
-by paging the collection by `_id`. Only the sales counters are held whole, as figures (a few
-integers per day and per SKU sold that day).
+Bounded memory: streams are listed a page at a time by key range (a short statement each) and
+their events read through the store, upcast like every reader's. The one-document views read
+each stream a chunk at a time (workers/completeness_docs.py), so a long stream is never held
+whole; the audit log goes through the log in pages; documents with no stream are found by paging
+the collection by `_id`. Only the sales counters are held whole, as figures (a few
+integers per day and per SKU sold that day; workers/completeness_sales.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -98,41 +101,10 @@ async def _audit(
 
         return await audit_sales(projection, side, upto, skip)  # type: ignore[arg-type]
     assert isinstance(projection, DocumentProjection)
-    return await _audit_documents(projection, side, upto, skip)
+    # Imported here, as the sales audit is: it builds on this module's helpers.
+    from workers.completeness_docs import audit_documents
 
-
-async def _audit_documents(
-    projection: DocumentProjection[Any], side: ReadSide, upto: Position, skip: set[str]
-) -> tuple[int, list[Hole]]:
-    """Each document equals the fold of its events; every stream has its document."""
-    store, checked, holes = side.store, 0, []
-    async for ids in primary_streams(side.inspector, projection, upto):
-        by_key = await _events_by_key(projection, store, ids)
-        found = await documents(projection.collection, by_key)
-        if any(doc["_last"] > upto.token for doc in found.values()):
-            # A worker moved a document past the checkpoint after its events were read: read
-            # them again, now that the document is read, so they reach its `_last`.
-            by_key = await _events_by_key(projection, store, ids)
-        for key, evs in by_key.items():
-            bound = max(upto.token, found[key]["_last"]) if key in found else upto.token
-            expected, bad = refold(projection.fold, key, evs, bound, skip)
-            holes += bad + compare(projection.collection, key, expected, found.get(key))
-            checked += 1
-    holes += await unexpected(side.inspector, projection.collection, PRIMARY[projection.name][1])
-    return checked, holes
-
-
-async def _events_by_key(
-    projection: DocumentProjection[Any], store: EventStore, ids: list[UUID]
-) -> dict[str, list[StoredEvent]]:
-    """The handled events of these streams and of the streams they draw on, by document."""
-    streams = await read_streams(store, set(ids))
-    extra = projection.sources([e for s in streams for e in s]) - set(ids)
-    by_key: dict[str, list[StoredEvent]] = {}
-    for event in merged([*streams, *await read_streams(store, extra)], projection.handles):
-        if (key := projection.key(event)) is not None:
-            by_key.setdefault(key, []).append(event)
-    return by_key
+    return await audit_documents(projection, side, upto, skip)
 
 
 def primary_streams(
@@ -157,12 +129,6 @@ async def read_streams(store: EventStore, ids: Iterable[UUID]) -> list[list[Stor
     return streams
 
 
-def merged(streams: list[list[StoredEvent]], handles: frozenset[str]) -> list[StoredEvent]:
-    """The handled events of several streams, in commit order."""
-    events = [e for stream in streams for e in stream if e.type in handles]
-    return sorted(events, key=lambda e: e.position)
-
-
 async def documents(collection: AsyncCollection[Any], keys: Iterable[Any]) -> dict[Any, Any]:
     """The documents of `keys`, by key."""
     return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": list(keys)}})}
@@ -171,26 +137,46 @@ async def documents(collection: AsyncCollection[Any], keys: Iterable[Any]) -> di
 def refold(
     fold: Callable[[FoldedT | None, StoredEvent], FoldedT],
     key: str,
-    events: list[StoredEvent],
+    events: Iterable[StoredEvent],
     bound: str,
     skip: set[str],
 ) -> tuple[FoldedT | None, list[Hole]]:
-    """The document the events up to `bound` make, and the events that cannot be folded.
+    """The document the events up to `bound` make, and the events that cannot be folded."""
+    folding = Refold(fold, key, bound, skip)
+    for event in events:
+        folding.add(event)
+    return folding.doc, folding.holes
+
+
+@dataclass
+class Refold:
+    """One document folded again from its events, one at a time, up to `bound`.
 
     A rejected event is one the live projection parks: left out of the fold, and a hole only
     if it is not parked (then the projection dropped it without saying so).
     """
-    doc: FoldedT | None = None
-    holes = []
-    for event in (e for e in events if e.token <= bound):
+
+    fold: Callable[[Any, StoredEvent], Any]
+    key: str
+    bound: str
+    skip: set[str]
+    doc: Any = None
+    holes: list[Hole] = field(default_factory=list)
+
+    def add(self, event: StoredEvent) -> None:
+        """Fold `event` in, if it is within the bound and can be folded."""
+        if event.token > self.bound:
+            return
         try:
-            doc = fold(copy.deepcopy(doc), event)
+            doc = self.fold(copy.deepcopy(self.doc), event)
         except Exception as exc:
-            if event.token not in skip:
-                holes.append({"kind": "unprojectable", "position": event.token, "error": str(exc)})
-            continue
-        doc["_id"], doc["_last"] = key, event.token
-    return doc, holes
+            if event.token not in self.skip:
+                self.holes.append(
+                    {"kind": "unprojectable", "position": event.token, "error": str(exc)}
+                )
+            return
+        doc["_id"], doc["_last"] = self.key, event.token
+        self.doc = doc
 
 
 def compare(
@@ -235,15 +221,22 @@ async def unexpected(
 
 
 async def _pages(collection: AsyncCollection[Document]) -> AsyncIterator[list[Any]]:
-    after: Any = None
-    while True:
-        query = {} if after is None else {"_id": {"$gt": after}}
-        page = collection.find(query, {"_id": 1}).sort("_id", 1).limit(PAGE * 5)
-        keys = [doc["_id"] async for doc in page]
-        if not keys:
-            return
+    """Every document's `_id` in order, a page at a time, from one cursor.
+
+    One cursor, fetched a page at a time, rather than a query per page from the last `_id`: a
+    server that answers a range by scanning the collection (the MongoDB-wire server the tests
+    and benchmarks run) made that quadratic, some four seconds a page at 200,000 entries.
+    """
+    size = PAGE * 5
+    cursor = collection.find({}, {"_id": 1}).sort("_id", 1).batch_size(size)
+    keys: list[Any] = []
+    async for doc in cursor:
+        keys.append(doc["_id"])
+        if len(keys) == size:
+            yield keys
+            keys = []
+    if keys:
         yield keys
-        after = keys[-1]
 
 
 async def _audit_log(

@@ -7,6 +7,7 @@ tick that covers a lost signal and lets a worker take over from one that died.
 Every task runs under a `Supervisor`: whatever it raises is logged, counted, recorded where
 `status` reads it, and the task starts again after a backoff. No subscriber stops while its
 worker lives; one that keeps failing shows as failing, and the worker's health turns bad.
+Beside the subscribers run the LISTEN connection and the idempotency purge (workers/purge.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from subscriptions import SUBSCRIBER_NAMES, Subscriber
 from subscriptions.ports import Lease, ReadSide
 from workers.fulfilment import FulfilmentProcess
 from workers.listener import LISTENER_TASK, Listener, wait_any
+from workers.purge import PURGE_TASK, IdempotencyPurge
 from workers.runner import BatchListener, CatchUp, Faults
 from workers.shared_reads import SharedReads
 
@@ -49,6 +51,8 @@ class ServiceConfig:
     retries: int = 3
     tick_seconds: float = 1.0
     unhealthy_seconds: float = 60.0
+    purge_batch: int = 1000  # expired idempotency records deleted per statement
+    purge_seconds: float = 60.0  # between purge passes
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,14 @@ class SubscriptionService:
                     self.supervisor.start(name, served.serve)
             listener = Listener(wired.listen_dsn, wired.connect_timeout, self.wake, stop)
             self.supervisor.start(LISTENER_TASK, listener.run)
+            self.supervisor.start(PURGE_TASK, self._purge(side, stop).run)
             await self.supervisor.join()
+
+    def _purge(self, side: ReadSide, stop: asyncio.Event) -> IdempotencyPurge:
+        config = self.config
+        return IdempotencyPurge(
+            side.store, side.leases, config.purge_batch, config.purge_seconds, stop
+        )
 
     def _catch_up(self, side: ReadSide, faults: Faults | None) -> CatchUp:
         config = self.config
@@ -159,8 +170,8 @@ class FailureBook:
     worker: str
 
     async def record(self, health: TaskHealth, error: BaseException) -> None:
-        """A supervised task failed: count it, and if it is a subscriber, store why."""
-        if health.name == LISTENER_TASK:
+        """A supervised task failed: if it is a subscriber, count it and store why."""
+        if health.name not in SUBSCRIBER_NAMES:  # the listener, the purge: logged and counted
             return
         labelled(SUBSCRIBER_FAILURES, health.name, health.last_kind or "unexpected").inc()
         labelled(SUBSCRIBER_UP, health.name).set(0)

@@ -65,6 +65,10 @@ class CountingStore:
         """Release through the other store."""
         await self.inner.release_idempotency(claim)
 
+    async def purge_idempotency(self, limit: int) -> int:
+        """Purge through the other store."""
+        return await self.inner.purge_idempotency(limit)
+
 
 def new_sku() -> str:
     """A SKU no other test uses."""

@@ -21,3 +21,15 @@ def open_store(request: pytest.FixtureRequest, engine: AsyncEngine) -> OpenStore
         shared = InMemoryEventStore()
         return lambda: shared
     return lambda: PostgresEventStore(engine)
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def expiring_store(
+    request: pytest.FixtureRequest, engine: AsyncEngine, clean_db: None
+) -> EventStore:
+    """Each store, empty, keeping idempotency records for no time at all (locks as usual)."""
+    if request.param == "memory":
+        store = InMemoryEventStore()
+        store.idempotency_ttl = 0
+        return store
+    return PostgresEventStore(engine, idempotency_ttl=0)

@@ -194,3 +194,23 @@ async def test_every_read_upcasts_old_schema_versions_and_passes_the_rest_throug
         assert (read[1].schema_version, read[1].data) == (9, {"name": "x", "new": 1})
     again = await store.read_stream(append.stream_id)
     assert again[0].data["unit"] == "each"  # stored events are never rewritten, each read upcasts
+
+
+async def test_expired_idempotency_records_are_purged_a_bounded_batch_at_a_time(
+    expiring_store: EventStore,
+) -> None:
+    store = expiring_store
+    for n in range(5):
+        claim = await store.claim_idempotency("purge", f"done-{n}", "h")
+        assert isinstance(claim, IdempotencyClaim)
+        await store.complete_idempotency(claim, {"n": n})
+    in_flight = await store.claim_idempotency("purge", "in-flight", "h")
+    assert isinstance(in_flight, IdempotencyClaim)
+    await asyncio.sleep(0.01)  # every record is past its (zero) time to live
+
+    # Five, never more than two at a time; the record in flight stays, its lock still running
+    # (completing raises ClaimLost for a record that is gone).
+    assert [await store.purge_idempotency(2) for _ in range(4)] == [2, 2, 1, 0]
+    await store.complete_idempotency(in_flight, {"late": True})
+    # A purged key is new again: another body may take it.
+    assert isinstance(await store.claim_idempotency("purge", "done-0", "other"), IdempotencyClaim)

@@ -27,6 +27,7 @@ from tests.support.servers import free_port
 from workers.bootstrap import read_side_over
 from workers.health import HealthServer
 from workers.lease import Lease, owners
+from workers.purge import PURGE_TASK
 from workers.runner import CatchUp
 
 Auth = Callable[..., dict[str, str]]
@@ -140,7 +141,7 @@ async def test_an_unexpected_crash_restarts_the_subscriber_and_shows_within_a_ti
         await eventually(all_running, "every subscriber to run again")
         status, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/health")
         assert status == 200 and body["healthy"] is True
-        assert set(body["tasks"]) == {*NAMES, "listener"}
+        assert set(body["tasks"]) == {*NAMES, "listener", PURGE_TASK}
     finally:
         await healthy.shutdown()
         health.stop()

@@ -23,7 +23,6 @@ from core.settings import Settings
 from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from messaging import REBUILD_ACTOR, REPLAY_ACTOR, appended_message, create_broker, job_message
-from ops.migrate import upgrade
 from projections.checkpoints import Checkpoints
 from query_api.app import create_app as create_query_app
 from tests.ops.helpers import seed_catalog
@@ -37,9 +36,9 @@ from tests.reliability.faults import (
     workers,
 )
 from tests.support.mongo import OwnMongo
-from tests.support.postgres import OwnPostgres, server_binaries
+from tests.support.postgres import OwnPostgres, migrated_own_postgres
 from tests.support.redis import OwnRedis
-from tests.support.servers import asgi_client, free_port, in_thread, run_sql, with_database
+from tests.support.servers import asgi_client, free_port, with_database
 from workers.jobs import Jobs
 from workers.listener import LISTENER_NAME
 
@@ -191,22 +190,10 @@ async def test_the_mongo_server_stopped_under_load_is_caught_up_exactly_once(
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
+def own_postgres() -> Iterator[OwnPostgres]:
     """A PostgreSQL server this test may stop and restart, with a migrated database."""
-    bindir = server_binaries()
-    assert bindir is not None, "PostgreSQL server binaries (initdb, postgres) are needed"
-    server = OwnPostgres(free_port(), bindir)
-    server.init()
-    server.start()
-    try:
-        run_sql(server.admin_url, "CREATE DATABASE ordertrail")
-        url = (
-            "postgresql+asyncpg://" + with_database(server.admin_url, "ordertrail").split("://")[1]
-        )
-        in_thread(lambda: upgrade(url))
+    with migrated_own_postgres() as (server, _):
         yield server
-    finally:
-        server.remove()
 
 
 async def test_postgres_restarted_under_load_answers_503_and_never_a_false_2xx(

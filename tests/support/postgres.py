@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -9,9 +10,11 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.servers import reachable
+from ops.migrate import upgrade
+from tests.support.servers import free_port, in_thread, reachable, run_sql, with_database
 
 # The server refuses to run as root; the packaged `postgres` account runs it when we are root.
 SERVER_USER = "postgres"
@@ -82,3 +85,22 @@ class OwnPostgres:
         """Stop it and delete its files."""
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def migrated_own_postgres() -> Iterator[tuple[OwnPostgres, str]]:
+    """A PostgreSQL server of the caller's own with a migrated `ordertrail` database, and the
+    database's SQLAlchemy URL; the server may be stopped and started again meanwhile."""
+    bindir = server_binaries()
+    assert bindir is not None, "PostgreSQL server binaries (initdb, postgres) are needed"
+    server = OwnPostgres(free_port(), bindir)
+    server.init()
+    server.start()
+    try:
+        run_sql(server.admin_url, "CREATE DATABASE ordertrail")
+        url = with_database(server.admin_url, "ordertrail").split("://")[1]
+        url = "postgresql+asyncpg://" + url
+        in_thread(lambda: upgrade(url))
+        yield server, url
+    finally:
+        server.remove()
