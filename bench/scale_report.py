@@ -9,7 +9,8 @@ from bench.history import BATCH, EVENTS_PER_SKU
 
 APPEND_SHARE = 0.9  # the issue's: append at depth ≥ 90 % of the empty store's rate
 CEILING_SHARE = 0.8  # the issue's: rebuild at depth ≥ 80 % of the bulk_write ceiling
-DECODE_FLOOR = 100_000  # figure 4's read + decode target, now at depth
+# Reading must not slow down with history: at depth as fast as a small store, within noise.
+DECODE_SHARE = 0.9
 FLAT = 1.5  # "RSS flat": at depth ≤ 1.5 times the small store's peak
 LARGEST_DOCUMENT_KIB = 1024  # a sixteenth of MongoDB's 16 MiB document limit
 
@@ -76,12 +77,12 @@ def _append_and_reads(figure: Figure) -> None:
         f"{figure.median(SMALL.append):,.0f} events/s, "
         f"{figure.median(DEPTH.events):,.0f} events deep)",
     )
-    figure.ratio("read_all + decode, at depth / small store", DEPTH.read, SMALL.read)
-    decode = figure.median(DEPTH.read)
+    read = figure.ratio("read_all + decode, at depth / small store", DEPTH.read, SMALL.read)
     figure.target(
-        f"read_all + decode at depth ≥ {DECODE_FLOOR // 1000}k events/s",
-        decode >= DECODE_FLOOR,
-        f"{decode:,.0f} events/s (small store {figure.median(SMALL.read):,.0f})",
+        f"read_all + decode at depth ≥ {DECODE_SHARE:.0%} of the small store's rate",
+        read >= DECODE_SHARE,
+        f"{read:.0%} ({figure.median(DEPTH.read):,.0f} vs {figure.median(SMALL.read):,.0f} "
+        "events/s)",
     )
 
 
