@@ -22,8 +22,9 @@ Bounded memory: streams are listed a page at a time by key range (a short statem
 their events read through the store, upcast like every reader's. The one-document views read
 each stream a chunk at a time (workers/completeness_docs.py), so a long stream is never held
 whole; the audit log goes through the log in pages; documents with no stream are found by paging
-the collection by `_id`. Only the sales counters are held whole, as figures (a few
-integers per day and per SKU sold that day; workers/completeness_sales.py).
+the collection by `_id`. The sales counters are recounted in a scratch collection of the
+read-model database and compared by one sorted cursor (workers/completeness_sales.py), so no
+audit's memory grows with history.
 """
 
 from __future__ import annotations

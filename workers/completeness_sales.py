@@ -6,23 +6,31 @@ counts an order, a cancellation takes it back) up to max(checkpoint, its own `_l
 counters are read first, the orders are listed up to the newest of those bounds, and each
 order's effects are counted into each counter document up to that document's bound.
 
-The counters are held as figures, a few integers per day and per SKU sold that day: what the
-days' documents held when they carried their SKUs.
+Bounded memory: the recount lives in a scratch collection of the read-model database
+(workers/audit_scratch.py), not in the audit's memory. The counters are copied into it first,
+each with its figures as read and its bound, in batches. Each page of orders then adds its
+effects with `$inc`: an effect up to the checkpoint is within every bound, so it is counted
+(an upsert: a counter missing counts as zeros); a later one only into a counter read with a
+bound at or after it (a guarded update, so a counter that was not there takes none). Last, one
+cursor over the scratch, sorted by `_id`, compares each counter's figures with its recount.
+The audit holds a page of orders and a batch of counters at a time, whatever the history.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.counters import Shape, Tally
-from projections.documents import Document, SalesOrderState
+from projections.documents import SalesOrderState
 from projections.sales_daily import (
     DAY,
     DAY_SKU,
@@ -33,6 +41,7 @@ from projections.sales_daily import (
     sku_tallies,
 )
 from subscriptions.ports import ReadSide
+from workers.audit_scratch import MARK, Scratch, scratch
 from workers.completeness import (
     Hole,
     compare,
@@ -43,58 +52,76 @@ from workers.completeness import (
     unexpected,
 )
 
-Figures = dict[str, Document]  # counter document key -> its counters
+BATCH = 1_000  # counters copied, and compared, per round trip
+# Scratch `_id`: a prefix for the kind of counter, then its key (days sort before SKUs).
+SHAPES = {"d:": DAY, "s:": DAY_SKU}
 
 
 async def audit_sales(
     projection: SalesDailyProjection, side: ReadSide, upto: Position, skip: set[str]
 ) -> tuple[int, list[Hole]]:
     """Holes in the order states, in the days' totals and in the (day, SKU) counters."""
-    days, day_skus, bounds = await _counters(projection, upto.token)
-    newest = Position.parse(max([upto.token, *bounds.values()]))
-    store, checked, holes = side.store, 0, []
-    expected: tuple[Figures, Figures] = ({}, {})
-    async for ids in primary_streams(side.inspector, projection, newest):
+    async with scratch(side.db, side.clock) as recount:
+        newest = await _copy_counters(projection, recount, upto.token)
+        checked, holes = await _orders(projection, side, recount, upto, newest, skip)
+        holes += await _wrong(recount)
+        await recount.touch()  # the recount was whole: nobody dropped it under us
+    return checked, holes + await unexpected(side.inspector, projection.orders, UUID)
+
+
+async def _copy_counters(projection: SalesDailyProjection, recount: Scratch, upto: str) -> str:
+    """Copy each counter's figures and bound, max(checkpoint, `_last`); the newest bound."""
+    newest = upto
+    sides: tuple[tuple[str, AsyncCollection[Any]], ...] = (
+        ("d:", projection.days),
+        ("s:", projection.day_skus),
+    )
+    for prefix, collection in sides:
+        fields = dict.fromkeys(("_last", *SHAPES[prefix].names), 1)
+        batch: list[InsertOne[Any]] = []
+        async for doc in collection.find({}, fields).batch_size(BATCH):
+            bound = max(upto, doc.pop("_last"))
+            newest = max(newest, bound)
+            found = {"_id": f"{prefix}{doc.pop('_id')}", "found": doc, "bound": bound}
+            batch.append(InsertOne(found))
+            if len(batch) == BATCH:
+                await _write(recount, batch)
+                batch = []
+        await _write(recount, batch)
+    return newest
+
+
+async def _orders(
+    projection: SalesDailyProjection,
+    side: ReadSide,
+    recount: Scratch,
+    upto: Position,
+    newest: str,
+    skip: set[str],
+) -> tuple[int, list[Hole]]:
+    """Refold each order's state, and add its effects to the recount, a page at a time."""
+    checked, holes = 0, []
+    async for ids in primary_streams(side.inspector, projection, Position.parse(newest)):
         found = await documents(projection.orders, [str(i) for i in ids])
-        for stream in await read_streams(store, ids):
+        tallies: list[tuple[str, Tally]] = []
+        for stream in await read_streams(side.store, ids):
             events = [e for e in stream if e.type in ORDER_EVENTS]
             key = str(events[0].stream_id)
             bound = max(upto.token, found[key]["_last"]) if key in found else upto.token
             state, bad = refold(_state, key, events, bound, skip)
             holes += bad + compare(projection.orders, key, state, found.get(key))
-            _count(expected, events, bounds, upto.token)
+            tallies += _tallies(events)
             checked += 1
-    holes += _wrong(DAY, expected[0], days) + _wrong(DAY_SKU, expected[1], day_skus)
-    return checked, holes + await unexpected(side.inspector, projection.orders, UUID)
-
-
-async def _counters(
-    projection: SalesDailyProjection, upto: str
-) -> tuple[Figures, Figures, dict[str, str]]:
-    """The days' and the (day, SKU) counters as they are, and each one's bound."""
-    days = await _figures(projection.days, DAY)
-    day_skus = await _figures(projection.day_skus, DAY_SKU)
-    bounds = {key: max(upto, doc["_last"]) for key, doc in (days | day_skus).items()}
-    return days, day_skus, bounds
-
-
-async def _figures(collection: AsyncCollection[Any], shape: Shape) -> Figures:
-    """{key: {counter: value, _last}} of every document of a counter collection."""
-    fields = dict.fromkeys(("_last", *shape.names), 1)
-    return {doc.pop("_id"): doc async for doc in collection.find({}, fields)}
+        await _write(recount, _counts(tallies, upto.token))
+    return checked, holes
 
 
 def _state(state: SalesOrderState | None, event: StoredEvent) -> SalesOrderState:
     return fold_order(state, event)[0]
 
 
-def _count(
-    expected: tuple[Figures, Figures],
-    events: list[StoredEvent],
-    bounds: dict[str, str],
-    upto: str,
-) -> None:
-    """Count one order's effects into its counters, each up to that counter's bound."""
+def _tallies(events: list[StoredEvent]) -> Iterator[tuple[str, Tally]]:
+    """Each effect of one order on each counter, by the counter's scratch `_id`."""
     state: SalesOrderState | None = None
     for event in events:
         try:
@@ -102,29 +129,56 @@ def _count(
         except Exception:  # parked by the projection; reported by the refold
             continue
         if effect is not None:
-            _add(DAY, expected[0], day_tallies([effect]), bounds, upto)
-            _add(DAY_SKU, expected[1], sku_tallies([effect]), bounds, upto)
+            yield from (("d:" + t.key, t) for t in day_tallies([effect]))
+            yield from (("s:" + t.key, t) for t in sku_tallies([effect]))
 
 
-def _add(
-    shape: Shape, figures: Figures, tallies: Iterable[Tally], bounds: dict[str, str], upto: str
-) -> None:
-    for tally in tallies:
-        if tally.token <= bounds.get(tally.key, upto):
-            figures[tally.key] = shape.figures([tally], figures.get(tally.key))
+def _counts(tallies: list[tuple[str, Tally]], upto: str) -> list[UpdateOne]:
+    """The recount's writes: one upsert per counter for the effects up to the checkpoint,
+    and one guarded update per later effect, taken only by a counter whose bound reaches it.
+    """
+    early: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    late: list[UpdateOne] = []
+    for key, tally in tallies:
+        if tally.token <= upto:
+            for name, n in tally.counts.items():
+                early[key][f"want.{name}"] += n
+        else:
+            change = {f"want.{name}": n for name, n in tally.counts.items()}
+            late.append(UpdateOne({"_id": key, "bound": {"$gte": tally.token}}, {"$inc": change}))
+    upserts = [UpdateOne({"_id": k}, {"$inc": dict(c)}, upsert=True) for k, c in early.items()]
+    return upserts + late
 
 
-def _wrong(shape: Shape, expected: Figures, found: Figures) -> list[Hole]:
-    """A hole for each counter document whose figures are not the expected ones.
+async def _write(recount: Scratch, ops: list[InsertOne[Any]] | list[UpdateOne]) -> None:
+    """One bulk write into the scratch, after showing it is still in use."""
+    await recount.touch()
+    if ops:
+        await recount.collection.bulk_write(ops, ordered=False)
+
+
+async def _wrong(recount: Scratch) -> list[Hole]:
+    """A hole for each counter document whose figures are not the recounted ones.
 
     A document missing counts as zeros: an order confirmed then cancelled leaves one, which
     a rebuild makes too, and whether it is there is no figure of the dashboards.
     """
-    holes = []
-    for key in sorted(set(expected) | set(found)):
-        want, have = shape.figures([], expected.get(key)), shape.figures([], found.get(key))
-        if want != have:
-            day, _, sku = key.partition("|")
-            where = {"day": day, "sku": sku} if sku else {"day": day}
-            holes.append({"kind": "wrong_totals", **where, "expected": want, "found": have})
+    holes, read = [], 0
+    cursor = recount.collection.find({"_id": {"$ne": MARK}}).sort("_id", 1).batch_size(BATCH)
+    async for doc in cursor:
+        prefix, key = doc["_id"][:2], doc["_id"][2:]
+        hole = _hole(SHAPES[prefix], key, doc)
+        holes += [hole] if hole else []
+        read += 1
+        if read % BATCH == 0:  # a long comparison still shows the scratch in use
+            await recount.touch()
     return holes
+
+
+def _hole(shape: Shape, key: str, doc: dict[str, Any]) -> Hole | None:
+    want, have = shape.figures([], doc.get("want")), shape.figures([], doc.get("found"))
+    if want == have:
+        return None
+    day, _, sku = key.partition("|")
+    where = {"day": day, "sku": sku} if sku else {"day": day}
+    return {"kind": "wrong_totals", **where, "expected": want, "found": have}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,13 +13,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.values import product_id
+from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
-from projections.registry import PROJECTIONS
+from projections.aliases import Aliases
+from projections.registry import PROJECTIONS, build
 from tests.ops.helpers import Db, caught_up
 from tests.ops.test_repairs import ALL
 from tests.readside.test_fulfilment import place, setup_catalog
+from workers.audit_scratch import MARK, PREFIX, STALE
 from workers.bootstrap import read_side_over
 from workers.completeness import audit_projection
+from workers.completeness_sales import audit_sales
 from workers.service import SubscriptionService
 
 Auth = Callable[..., dict[str, str]]
@@ -161,3 +166,37 @@ async def test_a_wrong_or_missing_sku_figure_of_a_day_is_a_hole(
         ("wrong_totals", aub["date"], "AUB", {"units": 0, "revenue_cents": 0}),
     ]
     assert found == {}
+
+
+async def test_the_sales_audit_leaves_no_scratch_and_drops_a_crashed_runs(
+    traded: Db, engine: AsyncEngine
+) -> None:
+    now = datetime.now(UTC)
+    crashed, running = f"{PREFIX}crashed", f"{PREFIX}running"  # a dead run's, a live run's
+    await traded[crashed].insert_one({"_id": MARK, "alive": (now - STALE * 2).timestamp()})
+    await traded[running].insert_one({"_id": MARK, "alive": now.timestamp()})
+    await traded[crashed].insert_one({"_id": "d:2000-01-01", "want": {"orders": 1}})
+    report = await audit_projection("sales_daily", read_side_over(engine, traded))
+    assert report["holes"] == [] and report["checked"] > 0
+    scratch = [n for n in await traded.list_collection_names() if n.startswith(PREFIX)]
+    assert scratch == [running]  # its own dropped, the dead one swept, the live one kept
+    await traded.drop_collection(running)
+
+
+async def test_sales_counters_ahead_of_the_checkpoint_are_audited_up_to_their_own_last(
+    traded: Db, engine: AsyncEngine
+) -> None:
+    """From a checkpoint before every event, each effect counts only up to its counter's `_last`."""
+    rows = traded["sales_daily_skus"]
+    counted = {row["sku"]: row async for row in rows.find({"units": {"$gt": 0}})}
+    await rows.update_one({"_id": counted["AUA"]["_id"]}, {"$inc": {"units": 1}})
+    await rows.delete_one({"_id": counted["AUB"]["_id"]})  # not there yet: all of it is lag
+    unstarted = {"orders": 0, "revenue_cents": 0, "_last": Position(0, 0).token}
+    await traded["sales_daily"].update_one({}, {"$set": unstarted})  # read before its first effect
+    _, names = await Aliases(traded).live("sales_daily")
+    projection = build("sales_daily", traded, names)
+    side = read_side_over(engine, traded)
+    _, found = await audit_sales(projection, side, Position(0, 0), set())  # type: ignore[arg-type]
+    assert [(h["kind"], h["sku"], h["found"]["units"]) for h in found] == [
+        ("wrong_totals", "AUA", counted["AUA"]["units"] + 1)
+    ]
