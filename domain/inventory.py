@@ -34,6 +34,10 @@ class StockItem(Aggregate):
     So a redelivered or re-run reservation request ends either as a no-op or as a refused
     append, never as a second Reserved or a rejection turned reservation, whatever happened in
     between (a release, a shipment, a crash, a concurrent run of the same request).
+
+    Decisions stored before decision ids existed carry random ids; the fulfilment process only
+    asks for a reservation while the order is pending, so only an old order left pending with
+    a closed reservation (a crash mid-rejection, before this release) could be decided again.
     """
 
     # The shape of the state below, recorded in snapshots: bump it when the attributes change,
