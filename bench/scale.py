@@ -162,7 +162,7 @@ async def rebuild_child(ctx: BenchContext, side: Side, figure: Figure, mongo: Cl
     """
     aliases, total = Aliases(mongo.job[side.mongo_db]), await side.events()
     before = {p: (await aliases.live(p))[0] for p in PROJECTIONS}
-    cost = await scale_probes.scan(ctx.env(side.url, side.mongo_db), "rebuild", "--all")
+    cost = await scale_probes.scan(ctx, ctx.env(side.url, side.mongo_db), "rebuild", "--all")
     if cost is None:
         return False
     figure.measurement(side.names.rebuild_cli[0], "s").values.append(cost.seconds)
@@ -185,7 +185,7 @@ def record(figure: Figure, rates: dict[str, float]) -> None:
 
 async def audit(ctx: BenchContext, side: Side, figure: Figure) -> None:
     """`ordertrail audit --all` in a child: its time and peak RSS."""
-    cost = await scale_probes.scan(ctx.env(side.url, side.mongo_db), "audit", "--all")
+    cost = await scale_probes.scan(ctx, ctx.env(side.url, side.mongo_db), "audit", "--all")
     if cost is None:
         raise RuntimeError("a child was measured for the rebuild and not for the audit")
     seconds, rss = side.names.audit_cli

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -46,12 +47,20 @@ def _module(name: str) -> ModuleType | None:
         return None
 
 
-async def scan(env: dict[str, str], *command: str) -> ScanCost | None:
-    """`ordertrail COMMAND…` in a child process: its time and peak RSS."""
+async def scan(ctx: BenchContext, env: dict[str, str], *command: str) -> ScanCost | None:
+    """`ordertrail COMMAND…` in a child process: its time and peak RSS.
+
+    A command that exits other than 0 fails the figure with the end of its output: a rebuild
+    that did not finish or an audit that found holes measured nothing worth reporting.
+    """
     module = _module("scan_memory")
     if module is None:
         return None
-    result = await asyncio.to_thread(module.scan, [ORDERTRAIL, *command], env)
+    log = ctx.workdir / f"{command[0]}-{uuid.uuid4().hex[:6]}.log"
+    result = await asyncio.to_thread(module.scan, [ORDERTRAIL, *command], env, log)
+    if result.exit_code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise RuntimeError(f"ordertrail {' '.join(command)} exited {result.exit_code}:\n{tail}")
     return ScanCost(result.seconds, result.peak_rss_bytes / 2**20)
 
 
