@@ -24,7 +24,7 @@ from bench import scale_probes
 from bench.context import BenchContext
 from bench.core import Figure, Mode, Stopwatch, check, repeat
 from bench.history import BATCH, Batch, history, probe
-from bench.projections import Clients, no_retire_grace, settled_like_a_worker, warm_up
+from bench.projections import Clients, settled_like_a_worker, warm_up
 from bench.scale_report import DEPTH, SMALL, Names, conclude
 from bench.store_reads import read_all
 from core.db import JSON_OPTIONS
@@ -32,8 +32,6 @@ from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
 from projections.aliases import Aliases
 from projections.registry import INDEXES, PROJECTIONS
-from workers.bootstrap import read_side_over
-from workers.rebuild import rebuild
 
 FULL_EVENTS = 1_000_000
 Db = AsyncDatabase[dict[str, Any]]
@@ -141,30 +139,15 @@ def rebuild_rates(names: Names, total: int, seconds: dict[str, float]) -> dict[s
     return {names.rebuild: total * len(seconds) / sum(seconds.values()), **rates}
 
 
-async def rebuild_here(side: Side, mongo: Clients) -> dict[str, float]:
-    """Rebuild every projection in this process (when no child can be measured)."""
-    total, seconds = await side.events(), {}
-    read_side = read_side_over(side.engine, mongo.job[side.mongo_db])
-    with settled_like_a_worker(), no_retire_grace():
-        for projection in PROJECTIONS:
-            result = await rebuild(projection, read_side, batch_size=BATCH)
-            check(f"rebuild {projection}", result.events, total)
-            seconds[projection] = result.seconds
-    return rebuild_rates(side.names, total, seconds)
-
-
-async def rebuild_child(ctx: BenchContext, side: Side, figure: Figure, mongo: Clients) -> bool:
+async def rebuild_child(ctx: BenchContext, side: Side, figure: Figure, mongo: Clients) -> None:
     """`ordertrail rebuild --all` in a child: its time, peak RSS and each projection's rate.
 
     Each projection's time is its alias's, from reserving the new generation to swapping it in
-    (the old one's retiring grace excluded), and each rebuilt the whole store. False if this
-    build cannot measure a child.
+    (the old one's retiring grace excluded), and each rebuilt the whole store.
     """
     aliases, total = Aliases(mongo.job[side.mongo_db]), await side.events()
     before = {p: (await aliases.live(p))[0] for p in PROJECTIONS}
     cost = await scale_probes.scan(ctx, ctx.env(side.url, side.mongo_db), "rebuild", "--all")
-    if cost is None:
-        return False
     figure.measurement(side.names.rebuild_cli[0], "s").values.append(cost.seconds)
     figure.measurement(side.names.rebuild_cli[1], "MiB").values.append(cost.peak_rss_mib)
     seconds = {}
@@ -176,7 +159,6 @@ async def rebuild_child(ctx: BenchContext, side: Side, figure: Figure, mongo: Cl
             raise RuntimeError(f"rebuild --all did not swap in a new {projection}")
         seconds[projection] = took
     record(figure, rebuild_rates(side.names, total, seconds))
-    return True
 
 
 def record(figure: Figure, rates: dict[str, float]) -> None:
@@ -188,49 +170,39 @@ def record(figure: Figure, rates: dict[str, float]) -> None:
 async def audit(ctx: BenchContext, side: Side, figure: Figure) -> None:
     """`ordertrail audit --all` in a child: its time and peak RSS."""
     cost = await scale_probes.scan(ctx, ctx.env(side.url, side.mongo_db), "audit", "--all")
-    if cost is None:
-        raise RuntimeError("a child was measured for the rebuild and not for the audit")
     seconds, rss = side.names.audit_cli
     figure.measurement(seconds, "s").values.append(cost.seconds)
     figure.measurement(rss, "MiB").values.append(cost.peak_rss_mib)
 
 
-async def wide_day(ctx: BenchContext, figure: Figure, skus: int) -> bool:
-    """The sales case: one day, `skus` distinct SKUs sold; False if not measured."""
+async def wide_day(ctx: BenchContext, figure: Figure, skus: int) -> None:
+    """The sales case: one day, `skus` distinct SKUs sold."""
     day = await scale_probes.wide_day(ctx, skus)
-    if day is None:
-        return False
     figure.measurement(f"a day of {skus:,} SKUs: projection", "events/s").values.append(
         day.events_per_second
     )
     figure.measurement(f"a day of {skus:,} SKUs: largest document", "KiB").values.append(
         day.largest_document_kib
     )
-    return True
 
 
 async def measure_side(
     ctx: BenchContext, side: Side, figure: Figure, mongo: Clients, light: Mode
-) -> bool:
+) -> None:
     """Reads, one rebuild of every projection against its ceiling, the ops commands' RSS.
 
-    The rebuild is `ordertrail rebuild --all` in a child process when this build measures
-    children (bench/scale_probes.py), in this process otherwise; False in that case.
+    The rebuild is `ordertrail rebuild --all` in a child process (bench/scale_probes.py).
     """
     with settled_like_a_worker():  # as figure 4 reads: as a worker would
         await reads(side, figure, light)
-    measured = await rebuild_child(ctx, side, figure, mongo)
-    if measured:
-        await audit(ctx, side, figure)
-    else:
-        record(figure, await rebuild_here(side, mongo))
+    await rebuild_child(ctx, side, figure, mongo)
+    await audit(ctx, side, figure)
     total = await side.events()
     figure.measurement(side.names.ceiling, "events/s").values.append(
         await ceiling_rate(side, mongo, total)
     )
     await mongo.job.drop_database(side.mongo_db)
     figure.measurement(side.names.events, "events").values.append(total)
-    return measured
 
 
 async def run(ctx: BenchContext) -> Figure:
@@ -248,12 +220,13 @@ async def run(ctx: BenchContext) -> Figure:
         await small.fill(max(200, total // 100))
         await warm_up(mongo.worker)
         await warm_up(mongo.job)
-        scans = [await measure_side(ctx, side, figure, mongo, light) for side in (small, deep)]
-        wide = await wide_day(ctx, figure, skus)
+        for side in (small, deep):
+            await measure_side(ctx, side, figure, mongo, light)
+        await wide_day(ctx, figure, skus)
     finally:
         for side in (small, deep):
             await side.conn.close()
             await dispose(side.engine)
         await mongo.close()
-    conclude(figure, scans=all(scans), wide=wide, skus=skus)
+    conclude(figure, skus=skus)
     return figure

@@ -47,24 +47,20 @@ SMALL = names("small store", "batch append into an empty store")
 DEPTH = names("at depth", "batch append at depth")
 
 
-def conclude(figure: Figure, scans: bool, wide: bool, skus: int) -> None:
+def conclude(figure: Figure, skus: int) -> None:
     """Ratios, targets and notes of figure 8."""
     _append_and_reads(figure)
     _rebuild(figure)
-    if scans:
-        _flat(figure, "rebuild --all", SMALL.rebuild_cli[1], DEPTH.rebuild_cli[1])
-        _flat(figure, "audit --all", SMALL.audit_cli[1], DEPTH.audit_cli[1])
-        figure.ratio(
-            "audit --all time, at depth / small store", DEPTH.audit_cli[0], SMALL.audit_cli[0]
-        )
-    if wide:
-        largest = figure.median(f"a day of {skus:,} SKUs: largest document")
-        figure.target(
-            f"a day of {skus:,} distinct SKUs: largest document ≤ {LARGEST_DOCUMENT_KIB:,} KiB",
-            largest <= LARGEST_DOCUMENT_KIB,
-            f"{largest:,.1f} KiB",
-        )
-    figure.notes += _notes(figure, scans, wide)
+    _flat(figure, "rebuild --all", SMALL.rebuild_cli[1], DEPTH.rebuild_cli[1])
+    _flat(figure, "audit --all", SMALL.audit_cli[1], DEPTH.audit_cli[1])
+    figure.ratio("audit --all time, at depth / small store", DEPTH.audit_cli[0], SMALL.audit_cli[0])
+    largest = figure.median(f"a day of {skus:,} SKUs: largest document")
+    figure.target(
+        f"a day of {skus:,} distinct SKUs: largest document ≤ {LARGEST_DOCUMENT_KIB:,} KiB",
+        largest <= LARGEST_DOCUMENT_KIB,
+        f"{largest:,.1f} KiB",
+    )
+    figure.notes += _notes(figure)
 
 
 def _append_and_reads(figure: Figure) -> None:
@@ -108,8 +104,8 @@ def _flat(figure: Figure, command: str, small: str, deep: str) -> None:
     )
 
 
-def _notes(figure: Figure, scans: bool, wide: bool) -> list[str]:
-    """How the figure was measured, and what this build could not measure."""
+def _notes(figure: Figure) -> list[str]:
+    """How the figure was measured."""
     notes = [
         f"History: a year of a shop, {EVENTS_PER_SKU} events per SKU of the catalog: products "
         "registered and stocked, then orders of 1-3 lines placed, stock reserved, confirmed, "
@@ -120,31 +116,18 @@ def _notes(figure: Figure, scans: bool, wide: bool) -> list[str]:
         f"holds a hundredth of it ({figure.median(SMALL.events):,.0f} events).",
         "Append probe: new order streams (placed + confirmed), the same count in batches of "
         f"{BATCH:,} events, into an emptied store and into the deep one (which keeps them).",
-        _rebuild_note(scans),
+        _REBUILD_NOTE,
         "Ceiling: each rebuilt collection's documents inserted afresh (same indexes, unordered "
         "InsertOne bulk_writes, as many calls as the rebuild's pages); rebuild and ceiling both "
         "as events read over all projections.",
     ]
-    if not scans:
-        notes.append(
-            "Not measured in this build: ordertrail rebuild/audit --all (bench.scan_memory)."
-        )
-    if not wide:
-        notes.append("Not measured in this build: the day of many SKUs (bench.sales_wide).")
     return notes
 
 
-def _rebuild_note(scans: bool) -> str:
-    """How every projection was rebuilt: once, by the CLI in a child if it could be measured."""
-    if not scans:
-        return (
-            "Rebuild: workers.rebuild of each projection in turn in this process (blue/green, "
-            "grace 0), garbage collector as a worker sets its own."
-        )
-    return (
-        "Rebuild: once, by `ordertrail rebuild --all` in a child process on the same stores "
-        "(bench.scan_memory; the CLI collects garbage as a worker does); each projection's time "
-        "is its alias's, from reserving the new generation to swapping it in (the old one's "
-        "grace excluded), over every event of the store. `audit --all` likewise in a child; "
-        "peak RSS is the child's high-water mark."
-    )
+_REBUILD_NOTE = (
+    "Rebuild: once, by `ordertrail rebuild --all` in a child process on the same stores "
+    "(bench.scan_memory; the CLI collects garbage as a worker does); each projection's time "
+    "is its alias's, from reserving the new generation to swapping it in (the old one's "
+    "grace excluded), over every event of the store. `audit --all` likewise in a child; "
+    "peak RSS is the child's high-water mark."
+)

@@ -94,11 +94,6 @@ async def aggregate_bytes(store: PostgresEventStore, stream_id: UUID, interval: 
     return deep_size(loaded.aggregate)
 
 
-async def snapshots_table(conn: asyncpg.Connection) -> bool:
-    """Whether this database has a snapshots table (the schema that snapshots came with)."""
-    return bool(await conn.fetchval("SELECT to_regclass('snapshots') IS NOT NULL"))
-
-
 async def wait_for_snapshot(
     conn: asyncpg.Connection, stream_id: UUID, seconds: float = 60.0
 ) -> int:

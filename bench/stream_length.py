@@ -26,7 +26,6 @@ from bench.stock_streams import (
     DEFAULT_INTERVAL,
     aggregate_bytes,
     build_stream,
-    snapshots_table,
     wait_for_snapshot,
 )
 from core.db import JSON_OPTIONS
@@ -119,7 +118,7 @@ async def measure_memory(
         )
 
 
-def conclude(figure: Figure, lengths: tuple[int, ...], snapshots: dict[int, Tail] | None) -> None:
+def conclude(figure: Figure, lengths: tuple[int, ...], snapshots: dict[int, Tail]) -> None:
     """Ratios, the two targets and the notes."""
     low, top = label(lengths[0]), label(lengths[-1])
     short, long = f"{lengths[0]:,}-event", f"{lengths[-1]:,}-event"
@@ -154,13 +153,10 @@ def conclude(figure: Figure, lengths: tuple[int, ...], snapshots: dict[int, Tail
     figure.notes += notes(lengths, snapshots)
 
 
-def notes(lengths: tuple[int, ...], snapshots: dict[int, Tail] | None) -> list[str]:
+def notes(lengths: tuple[int, ...], snapshots: dict[int, Tail]) -> list[str]:
     """How the figure was measured."""
     taken = (
-        "snapshots table absent (no snapshot code in this build): the 'snapshots' rows run "
-        "the same code as the others"
-        if snapshots is None
-        else "snapshots taken at versions "
+        "snapshots taken at versions "
         + ", ".join(f"{t.snapshot:,} ({label(n)})" for n, t in snapshots.items())
         + "; before the cold runs a cold load of each read its snapshot and "
         + ", ".join(f"{t.events:,}" for t in snapshots.values())
@@ -199,14 +195,11 @@ async def run(ctx: BenchContext) -> Figure:
         streams = Streams(ctx, url, ids, bench_token(["commands:write"]))
         await measure_memory(store, streams, figure, "no snapshots")
         await measure_commands(streams, figure, ctx.mode, "no snapshots")
-        snapshots = None
-        if await snapshots_table(conn):
-            taken = await streams.take_snapshots(conn, DEFAULT_INTERVAL)
-            snapshots = {n: await bounded_tail(store, ids[n], DEFAULT_INTERVAL) for n in taken}
+        taken = await streams.take_snapshots(conn, DEFAULT_INTERVAL)
+        snapshots = {n: await bounded_tail(store, ids[n], DEFAULT_INTERVAL) for n in taken}
         await measure_memory(store, streams, figure, "snapshots")
         await measure_commands(streams, figure, ctx.mode, "snapshots")
-        if snapshots is not None:
-            await snapshot_tail.measure(store, ids[lengths[-1]], figure, label(lengths[-1]))
+        await snapshot_tail.measure(store, ids[lengths[-1]], figure, label(lengths[-1]))
     finally:
         await conn.close()
         await dispose(engine)
