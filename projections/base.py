@@ -49,6 +49,9 @@ class DocumentProjection(ReadModel, Generic[FoldedT]):
     name: str
     collection_name: str
     handles: frozenset[str]
+    # Whether a rebuild folds the documents in memory between flushes (projections.write_behind):
+    # for documents that live as long as the catalog and are rewritten all through history.
+    write_behind = False
 
     @property
     def collection(self) -> AsyncCollection[FoldedT]:

@@ -26,6 +26,7 @@ class ProductsProjection(DocumentProjection[ProductDocument]):
     name = "products"
     collection_name = "products"
     handles = frozenset(PRODUCT_EVENTS | STOCK_EVENTS)
+    write_behind = True  # one document per SKU, touched by orders all year
 
     def key(self, event: StoredEvent) -> str | None:
         """Product events by stream; stock events by the product of their SKU."""

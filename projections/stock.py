@@ -14,6 +14,7 @@ class StockProjection(DocumentProjection[StockDocument]):
     name = "stock"
     collection_name = "stock"
     handles = frozenset(STOCK_EVENTS | {"StockItemOpened"})
+    write_behind = True  # one document per SKU, touched by orders all year
 
     def key(self, event: StoredEvent) -> str | None:
         """Documents are keyed by SKU."""

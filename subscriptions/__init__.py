@@ -7,7 +7,7 @@ neither a projection nor a process by nature, so this contract lives apart from 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 from eventstore.positions import Position
@@ -28,6 +28,26 @@ class Subscriber(Protocol):
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
         """Apply events (all of types in `handles`, in commit order); must be idempotent."""
+        ...
+
+
+@runtime_checkable
+class Buffered(Subscriber, Protocol):
+    """A subscriber that holds its effects in memory until `flush` (a rebuild's write-behind).
+
+    Its runner saves a checkpoint only after a flush, so a crash re-reads what was held.
+    """
+
+    def due(self) -> bool:
+        """Whether enough is held to flush now."""
+        ...
+
+    async def flush(self) -> None:
+        """Write everything held."""
+        ...
+
+    def discard(self) -> None:
+        """Forget everything held (a flush failed)."""
         ...
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -21,14 +22,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from eventstore.records import StoredEvent
 from projections.aliases import Aliases, generation_names
+from projections.base import DocumentProjection
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.documents import Document
 from projections.registry import PROJECTIONS, build, ensure_indexes
+from projections.write_behind import WINDOW_EVENTS, FlushFailed, WriteBehind
 from subscriptions import Subscriber
 from subscriptions.ports import Leases, ReadSide
 from workers.handoff import handoff
 from workers.runner import CatchUp
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # events done, events in total (so far)
 OLD_GENERATION_GRACE_SECONDS = 2.0
 
@@ -61,12 +65,16 @@ async def rebuild(
     progress: Progress | None = None,
     restart: bool = False,
     batch_size: int = 1000,
+    window: int = WINDOW_EVENTS,
 ) -> RebuildResult:
-    """Rebuild projection `name` into a new generation and swap it in."""
+    """Rebuild projection `name` into a new generation and swap it in.
+
+    `window`: events folded in memory between writes, for projections that allow it (0: none).
+    """
     if name not in PROJECTIONS:
         raise KeyError(f"unknown projection {name!r}")
     async with exclusively(side.leases, f"rebuild:{name}"):
-        return await _rebuild(name, side, progress, restart, batch_size)
+        return await _rebuild(name, side, progress, restart, batch_size, window)
 
 
 async def _rebuild(
@@ -75,6 +83,7 @@ async def _rebuild(
     progress: Progress | None,
     restart: bool,
     batch_size: int,
+    window: int,
 ) -> RebuildResult:
     db, started, aliases = side.db, time.monotonic(), Aliases(side.db)
     generation, resumed = await _generation(aliases, db, name, restart)
@@ -82,7 +91,7 @@ async def _rebuild(
     await ensure_indexes(db, name, names)
     shadow = Named(build(name, db, names), f"{name}@g{generation}")
     catch_up = CatchUp(side.store, Checkpoints(db), ParkedEvents(db), batch_size=batch_size)
-    done = await _catch_up_with_progress(catch_up, shadow, side, progress)
+    done = await _bulk_pass(catch_up, shadow, side, progress, window)
     old_generation, _ = await aliases.live(name)
     async with handoff(side, name):
         done += await catch_up.run(shadow)
@@ -122,8 +131,29 @@ async def _generation(
     return generation, False
 
 
+async def _bulk_pass(
+    catch_up: CatchUp, shadow: Named, side: ReadSide, progress: Progress | None, window: int
+) -> int:
+    """Project up to the head, folding documents in memory where the projection allows it.
+
+    A flush that fails for any reason but an outage (a document too large, say) cannot tell
+    which event caused it: the pass goes on page by page from the last flush, where the
+    runner isolates and parks the event as in live updates.
+    """
+    inner = shadow.inner
+    if not (window > 0 and isinstance(inner, DocumentProjection) and inner.write_behind):
+        return await _catch_up_with_progress(catch_up, shadow, side, progress)
+    try:
+        return await _catch_up_with_progress(
+            catch_up, WriteBehind(inner, shadow.name, window=window), side, progress
+        )
+    except FlushFailed as exc:
+        log.warning("%s; going on page by page", exc)
+    return await _catch_up_with_progress(catch_up, shadow, side, progress)
+
+
 async def _catch_up_with_progress(
-    catch_up: CatchUp, shadow: Named, side: ReadSide, progress: Progress | None
+    catch_up: CatchUp, shadow: Subscriber, side: ReadSide, progress: Progress | None
 ) -> int:
     start = await catch_up.checkpoints.load(shadow.name)
     total = (await side.inspector.behind(start)).events

@@ -25,7 +25,7 @@ from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from eventstore.repository import ConcurrencyConflict
 from projections.checkpoints import Checkpoints, ParkedEvents
-from subscriptions import ConcurrentWrite, ProjectorError, Subscriber
+from subscriptions import Buffered, ConcurrentWrite, ProjectorError, Subscriber
 from workers.shared_reads import SharedReads
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ class _Pass:
     page: asyncio.Future[list[StoredEvent]]
     saves: list[asyncio.Future[None]] = field(default_factory=list)
     total: int = 0
+    held: StoredEvent | None = None  # a buffered subscriber's first event not yet flushed
+    tail: StoredEvent | None = None  # and its last
+    flushed: int = 0  # of `total`, the events a buffered subscriber has written
 
 
 @dataclass
@@ -107,6 +110,8 @@ class CatchUp:
                     break  # lost the lease: stop before writing anything more
                 if not await self._take(run, events):
                     break
+            else:
+                await self._flush_held(run)
             await asyncio.gather(*run.saves)
         finally:
             await _wind_down(run)
@@ -123,7 +128,8 @@ class CatchUp:
         if backlog:
             run.page = self._next_page(run.position, run.since)
         relevant = await self._write(run.subscriber, events)
-        self._checkpoint(run, events)
+        if await self._written(run, events, backlog):
+            self._checkpoint(run, events)
         if not backlog:
             if not relevant:
                 # Nothing written, so nothing to catch up on at once: the next wake-up
@@ -143,6 +149,24 @@ class CatchUp:
         BATCH_EVENTS.labels(subscriber.name).observe(len(events))
         return bool(relevant)
 
+    async def _written(self, run: _Pass, events: list[StoredEvent], backlog: bool) -> bool:
+        """Whether the effects of the pages so far are written: a buffered one flushes at times."""
+        subscriber = run.subscriber
+        if not isinstance(subscriber, Buffered):
+            return True
+        run.held, run.tail = run.held or events[0], events[-1]
+        run.total += len(events)  # counted here, as the checkpoint may not follow
+        if backlog and not subscriber.due():
+            return False
+        await _flush(subscriber)
+        return True
+
+    async def _flush_held(self, run: _Pass) -> None:
+        """At the head: flush what a buffered subscriber still holds, and checkpoint it."""
+        if isinstance(run.subscriber, Buffered) and run.tail is not None and run.held:
+            await _flush(run.subscriber)
+            self._checkpoint(run, [run.tail])
+
     def _checkpoint(self, run: _Pass, events: list[StoredEvent]) -> None:
         """Start saving the checkpoint after `events`, without waiting for it."""
         # Each checkpoint goes after its batch's writes, and is written while the next
@@ -150,13 +174,20 @@ class CatchUp:
         # overlap); a crash in between re-applies that batch, which every projection
         # tolerates. A failed save stops the run at the next batch.
         run.saves = [save for save in run.saves if not _settled(save)]
-        run.saves.append(asyncio.ensure_future(self._save(run.subscriber.name, events)))
-        run.total += len(events)
+        first, count = events[0], len(events)
+        if run.held:  # a buffered subscriber's flush: every page since the last one
+            first, count, run.held = run.held, run.total - run.flushed, None
+            run.flushed = run.total
+        else:
+            run.total += count
+        run.saves.append(
+            asyncio.ensure_future(self._save(run.subscriber.name, first, events[-1], count))
+        )
 
-    async def _save(self, name: str, events: Sequence[StoredEvent]) -> None:
-        await self.checkpoints.save(name, events[-1].position, len(events))
+    async def _save(self, name: str, first: StoredEvent, last: StoredEvent, count: int) -> None:
+        await self.checkpoints.save(name, last.position, count)
         if self.on_batch is not None:
-            self.on_batch(name, events[0].token, events[-1].token, len(events))
+            self.on_batch(name, first.token, last.token, count)
 
     def _next_page(
         self, after: Position | None, since: int | None
@@ -180,7 +211,7 @@ class CatchUp:
         try:
             await self._apply_racing(subscriber, events)
         except Exception as exc:
-            if not _event_fault(exc):
+            if not event_fault(exc):
                 raise
             if len(events) == 1:
                 await self._retry_or_park(subscriber, events[0], exc)
@@ -230,12 +261,12 @@ class CatchUp:
                 lambda: self._apply_racing(subscriber, [event]),
                 attempts=self.retries + 1,
                 backoff=self._delays,
-                retry_on=_event_fault,
+                retry_on=event_fault,
                 on_retry=lambda attempt, exc: self._failed(subscriber.name, event, exc, attempt),
                 failed=error,  # the batch's failure that isolated it: attempt 1
             )
         except Exception as exc:
-            if not _event_fault(exc):
+            if not event_fault(exc):
                 raise
             self._failed(subscriber.name, event, exc, self.retries + 1)
             await self._park(subscriber.name, event, exc, self.retries + 1)
@@ -259,9 +290,18 @@ class CatchUp:
         await self.checkpoints.record_error(name, message)
 
 
-def _event_fault(error: Exception) -> bool:
+def event_fault(error: Exception) -> bool:
     """Whether `error` may be the event's fault: neither an outage nor a lost race."""
     return kind_of(error) != "infrastructure" and not isinstance(error, RACES)
+
+
+async def _flush(subscriber: Buffered) -> None:
+    """Flush; on failure forget what was held, as the collection is the truth from there."""
+    try:
+        await subscriber.flush()
+    except BaseException:
+        subscriber.discard()
+        raise
 
 
 def _settled(save: asyncio.Future[None]) -> bool:

@@ -37,19 +37,22 @@ async def test_an_interrupted_rebuild_resumes_then_swaps(
     engine: AsyncEngine, pg_store: PostgresEventStore, mongo_db: Db, clean_db: None
 ) -> None:
     await seed_catalog(pg_store, 300, "resume")  # 1,200 events
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted):  # a flush a page (tests/ops/test_rebuild_write_behind.py)
         await rebuild(
             "products",
             read_side_over(engine, mongo_db),
             progress=interrupt_after(2),
             batch_size=200,
+            window=100,
         )
     aliases = Aliases(mongo_db)
     assert await aliases.pending("products") == 1 and (await aliases.live("products"))[0] == 0
     partial = await mongo_db["products__g1"].count_documents({})
     assert 0 < partial < 300
 
-    resumed = await rebuild("products", read_side_over(engine, mongo_db), batch_size=200)
+    resumed = await rebuild(
+        "products", read_side_over(engine, mongo_db), batch_size=200, window=100
+    )
     assert resumed.resumed and resumed.generation == 1
     assert resumed.events < 1200  # it did not start over
     assert await aliases.pending("products") is None and (await aliases.live("products"))[0] == 1
