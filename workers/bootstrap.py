@@ -23,6 +23,7 @@ from core.settings import Settings
 from eventstore.base import EventStore
 from eventstore.driver import dispose
 from eventstore.inspect import PostgresInspector
+from eventstore.listen import asyncpg_dsn
 from eventstore.notify import forward_to, postgres_notifier
 from eventstore.postgres import PostgresEventStore
 from eventstore.repository import Repository
@@ -30,7 +31,6 @@ from eventstore.snapshots import snapshot_writer
 from subscriptions.ports import Document, ReadSide
 from workers.faults import fault_plan
 from workers.lease import PostgresLeases
-from workers.listener import asyncpg_dsn
 from workers.runner import BatchListener
 from workers.service import ServiceConfig, SubscriptionService, Wiring
 

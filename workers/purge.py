@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from core.metrics import IDEMPOTENCY_PURGED
 from core.supervisor import TaskHealth
 from eventstore.base import EventStore
+from eventstore.listen import wait_any
 from subscriptions.ports import Leases
-from workers.listener import wait_any
 
 log = logging.getLogger(__name__)
 PURGE_TASK = "idempotency-purge"

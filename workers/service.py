@@ -23,6 +23,7 @@ from typing import Any
 
 from core.metrics import SUBSCRIBER_FAILURES, SUBSCRIBER_UP, labelled
 from core.supervisor import Supervisor, TaskHealth
+from eventstore.listen import LISTENER_TASK, Listener, wait_any
 from eventstore.positions import Position
 from eventstore.repository import Repository
 from projections.aliases import Aliases
@@ -31,7 +32,6 @@ from projections.registry import PROJECTIONS, build, ensure_indexes
 from subscriptions import SUBSCRIBER_NAMES, Subscriber
 from subscriptions.ports import Lease, ReadSide
 from workers.fulfilment import FulfilmentProcess
-from workers.listener import LISTENER_TASK, Listener, wait_any
 from workers.purge import PURGE_TASK, IdempotencyPurge
 from workers.runner import BatchListener, CatchUp, Faults
 from workers.shared_reads import SharedReads

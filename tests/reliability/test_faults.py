@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from command_api.app import create_app
 from core.settings import Settings
 from eventstore.driver import dispose
+from eventstore.listen import LISTENER_NAME
 from eventstore.postgres import PostgresEventStore
 from messaging import REBUILD_ACTOR, REPLAY_ACTOR, appended_message, create_broker, job_message
 from projections.checkpoints import Checkpoints
@@ -40,7 +41,6 @@ from tests.support.postgres import OwnPostgres, migrated_own_postgres
 from tests.support.redis import OwnRedis
 from tests.support.servers import asgi_client, free_port, with_database
 from workers.jobs import Jobs
-from workers.listener import LISTENER_NAME
 
 Auth = Callable[..., dict[str, str]]
 SKUS = ["FAULT-A", "FAULT-B", "FAULT-C", "FAULT-D"]

@@ -1,4 +1,4 @@
-"""The worker's LISTEN connection: wakes the subscribers on every NOTIFY of an append."""
+"""A LISTEN connection that wakes its owner on every NOTIFY of an append (workers, the feed)."""
 
 from __future__ import annotations
 
@@ -50,16 +50,18 @@ class Listener:
     connect_timeout: float
     wake: Callable[[], None]
     stop: asyncio.Event
+    application_name: str = LISTENER_NAME  # how the connection shows in pg_stat_activity
+    heard: Callable[[str], None] | None = None  # told each NOTIFY's payload (a position token)
 
     async def run(self, health: TaskHealth) -> None:
         """Listen until stopped; a lost connection raises (the supervisor reconnects)."""
         conn = await asyncpg.connect(
             self.dsn,
             timeout=self.connect_timeout,
-            server_settings={"application_name": LISTENER_NAME},
+            server_settings={"application_name": self.application_name},
         )
         try:
-            await conn.add_listener(CHANNEL, lambda *_: self.wake())
+            await conn.add_listener(CHANNEL, self._notified)
             if health.ok():
                 log.info("LISTEN connection restored")
             self.wake()  # notifications sent while we were away are lost: look now
@@ -70,3 +72,8 @@ class Listener:
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)
+
+    def _notified(self, _: object, __: int, ___: str, payload: object) -> None:
+        if self.heard is not None:
+            self.heard(str(payload))
+        self.wake()
