@@ -23,7 +23,8 @@ from starlette.types import ASGIApp
 from command_api import errors
 from command_api.dispatch import command_runner
 from command_api.fastpath import CommandFastPath, FrontedFastAPI, fast_routes, natively_traced
-from command_api.routes import health, orders, products, stock
+from command_api.feed import Feed, HeadWatch
+from command_api.routes import feed, health, orders, products, stock
 from core import heap, openapi
 from core.db import create_engine
 from core.http import RequestContextMiddleware
@@ -31,8 +32,10 @@ from core.logging import configure_logging
 from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, count_retry, count_snapshot, labelled
 from core.mongo import create_mongo_client, database
 from core.settings import Settings, get_settings
+from core.supervisor import Supervisor
 from eventstore.driver import dispose, ping
 from eventstore.inspect import PostgresInspector
+from eventstore.listen import Listener, asyncpg_dsn
 from eventstore.notify import Coalescer, forward_to, postgres_notifier
 from eventstore.positions import Position
 from eventstore.postgres import PostgresEventStore
@@ -68,6 +71,7 @@ def record_append(streams: Sequence[StreamAppend], _: Position, seconds: float) 
 # NOTIFY is the fast path; the dramatiq message reaches workers whose LISTEN is down (a tick
 # would too, later). A few a second is plenty, and each costs a thread hop and a Redis script.
 DRAMATIQ_INTERVAL = 0.2
+FEED_LISTENER = "ordertrail-feed-listener"
 
 
 def dramatiq_signal(broker: RedisBroker, min_interval: float = DRAMATIQ_INTERVAL) -> Coalescer:
@@ -86,7 +90,17 @@ class Wired:
     engine: AsyncEngine
     signals: list[Coalescer]
     snapshots: SnapshotWriter | None
+    listener: Listener
     ops_client: AsyncMongoClient[Document] | None = None
+
+
+def wire_feed(app: FastAPI, settings: Settings, store: PostgresEventStore) -> Listener:
+    """The event feed, woken by this process's appends at once and by others' NOTIFY."""
+    watch = HeadWatch()
+    store.on_appended(lambda _, last, __: watch.heard(last))
+    app.state.feed = Feed(store, watch, settings.feed_max_clients)
+    dsn, timeout = asyncpg_dsn(settings.database_url), settings.db_connect_timeout
+    return Listener(dsn, timeout, watch.heard, asyncio.Event(), FEED_LISTENER, watch.heard_token)
 
 
 def wire(app: FastAPI, settings: Settings) -> Wired:
@@ -107,7 +121,7 @@ def wire(app: FastAPI, settings: Settings) -> Wired:
         store, retries=settings.command_retries, on_retry=count_retry, snapshots=snapshots
     )
     app.state.probe = lambda: ping(engine)
-    wired = Wired(engine, signals, snapshots)
+    wired = Wired(engine, signals, snapshots, wire_feed(app, settings, store))
     if OPS_ROUTES:
         wired.ops_client = wire_ops(app, settings, engine, store, broker)
     return wired
@@ -142,12 +156,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wired = wire(app, settings)
         for signal in wired.signals:
             signal.start()
+        supervisor = Supervisor(wired.listener.stop)
+        supervisor.start(FEED_LISTENER, wired.listener.run)
         # Read once: OpenTelemetry providers are configured before the app serves, if at all.
         app.state.traced = natively_traced(app)
         heap.settle()
         try:
             yield
         finally:
+            wired.listener.stop.set()
+            await supervisor.join()
             for signal in wired.signals:
                 await signal.stop()
             if wired.snapshots is not None:
@@ -160,7 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ordertrail command API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
     errors.install(app)
-    routers = [openapi.document(module.router) for module in (products, stock, orders, health)]
+    modules = (products, stock, orders, feed, health)
+    routers = [openapi.document(module.router) for module in modules]
     for router in routers:
         app.include_router(router)
     if OPS_ROUTES:

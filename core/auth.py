@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import jwt
 
 ALGORITHM = "HS256"
-SCOPES = ("commands:write", "queries:read", "ops:admin")
+SCOPES = ("commands:write", "queries:read", "ops:admin", "events:read")
 
 
 class InvalidToken(Exception):

@@ -39,7 +39,7 @@ class RequestContextMiddleware:
         if body is None:
             await _send_json(send, 413, {"detail": f"body over {self.max_body_bytes} bytes"})
             return
-        await self.app(scope, replay(body), send)
+        await self.app(scope, replay(body, receive), send)
 
 
 class _RequestIds:
@@ -100,14 +100,18 @@ async def read_body(receive: Receive, limit: int, declared: int | None) -> bytes
     return b"".join(chunks)
 
 
-def replay(body: bytes) -> Receive:
-    """A `receive` that hands over `body` once, as the one message of the request."""
+def replay(body: bytes, then: Receive | None = None) -> Receive:
+    """A `receive` that hands over `body` once, as the one message of the request.
+
+    After it, `then` (the server's own `receive`) tells when the client goes, which a stream
+    waits for; without it the client counts as gone at once.
+    """
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await then() if then is not None else {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -171,8 +175,10 @@ def _aliases(model: type[BaseModel]) -> dict[bytes, str]:
     return {field.alias.lower().encode("latin-1"): field.alias for field in fields if field.alias}
 
 
-def authorize(request: Request, token: str | None, scope: str) -> Principal:
-    """The caller behind a valid token carrying `scope`; else a 401 or a 403."""
+def authorize(
+    request: Request, token: str | None, scope: str, implied_by: tuple[str, ...] = ()
+) -> Principal:
+    """The caller behind a valid token carrying `scope` (or one implying it); else 401 or 403."""
     if token is None:
         raise unauthorized("missing bearer token")
     config: Settings = request.app.state.settings
@@ -180,13 +186,13 @@ def authorize(request: Request, token: str | None, scope: str) -> Principal:
         principal = verify_token(token, config.secret, config.jwt_leeway_seconds)
     except InvalidToken:
         raise unauthorized("invalid or expired token") from None
-    if scope not in principal.scopes:
+    if scope not in principal.scopes and principal.scopes.isdisjoint(implied_by):
         raise HTTPException(403, detail=f"token lacks scope {scope}")
     return principal
 
 
-def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting callers whose valid token carries `scope`.
+def require_scope(scope: str, *implied_by: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers whose valid token carries `scope` or one implying it.
 
     The token and the app's settings are read from the request, not from dependencies of
     their own: each costs FastAPI a resolution step on every request (see core.openapi).
@@ -194,7 +200,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
 
     @documents(bearer=True)
     async def dependency(request: Request) -> Principal:
-        return authorize(request, bearer_token(request), scope)
+        return authorize(request, bearer_token(request), scope, implied_by)
 
     return dependency
 

@@ -30,6 +30,21 @@ FAST_PATH = Counter(
     ["outcome"],
 )
 
+FEED_CLIENTS = Gauge(
+    "ordertrail_feed_clients", "Feed clients waiting now (long-polls and streams)", ["kind"]
+)
+FEED_EVENTS = Counter("ordertrail_feed_events_total", "Events the feed served", ["kind"])
+FEED_STREAMS_ENDED = Counter(
+    "ordertrail_feed_streams_ended_total", "Feed streams that ended, by why", ["reason"]
+)
+LIVE_CLIENTS = Gauge("ordertrail_live_clients", "Live read-model streams open now")
+LIVE_STREAMS_ENDED = Counter(
+    "ordertrail_live_streams_ended_total", "Live read-model streams that ended, by why", ["reason"]
+)
+FEED_REFUSED = Counter(
+    "ordertrail_feed_refused_total", "Feed clients refused: the process had its maximum"
+)
+
 
 @functools.lru_cache(maxsize=1024)
 def labelled(metric: Any, *values: str) -> Any:

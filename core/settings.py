@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     idempotency_purge_seconds: float = Field(default=60.0, alias="IDEMPOTENCY_PURGE_SECONDS", gt=0)
     # An aggregate is snapshotted every this many events (0: never); see eventstore/snapshots.py.
     snapshot_interval: int = Field(default=100, alias="SNAPSHOT_INTERVAL", ge=0)
+    # Server-Sent Events (the feed, live read models): the heartbeat of an idle stream, and how
+    # long a consumer may leave a chunk untaken before it is cut off.
+    sse_heartbeat_seconds: float = Field(default=15.0, alias="SSE_HEARTBEAT_SECONDS", gt=0)
+    sse_send_timeout_seconds: float = Field(default=10.0, alias="SSE_SEND_TIMEOUT_SECONDS", gt=0)
+    # A stream ends after this long (the client resumes with Last-Event-ID): long-lived
+    # connections would otherwise never move to a new server after a deploy or a scale-out.
+    sse_max_seconds: float = Field(default=3600.0, alias="SSE_MAX_SECONDS", gt=0)
+    # The event feed (command API): waiting clients (long-polls and streams) per process.
+    feed_max_clients: int = Field(default=100, alias="FEED_MAX_CLIENTS", ge=0)
+    feed_max_wait_seconds: float = Field(default=30.0, alias="FEED_MAX_WAIT_SECONDS", ge=0, le=30)
+    # Live read models (query API): streams per process; changes queued per stream at most.
+    live_max_clients: int = Field(default=1000, alias="LIVE_MAX_CLIENTS", ge=0)
+    live_queue_size: int = Field(default=64, alias="LIVE_QUEUE_SIZE", ge=1)
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # A worker whose subscriber (or other supervised task) has failed for longer is unhealthy.
     subscriber_unhealthy_seconds: float = Field(default=60.0, alias="SUBSCRIBER_UNHEALTHY_SECONDS")

@@ -20,9 +20,11 @@ from core.metrics import QUERY_SECONDS
 from core.mongo import create_mongo_client, database
 from core.settings import Settings, get_settings
 from query_api.freshness import CheckpointWatcher
-from query_api.routes import audit, dashboards, health, orders, products, stock
+from query_api.live import LiveHub
+from query_api.routes import audit, dashboards, health, live, orders, products, stock
 
 log = logging.getLogger(__name__)
+LIVE_PREFIX = "/api/v1/live/"
 DESCRIPTION = """Read models of ordertrail for dashboards.
 
 Lists answer `{"items", "total", "page", "size"}` (`size` ≤ 200). Send the `X-Position` token a
@@ -67,7 +69,8 @@ class TimingMiddleware:
             await self.app(scope, receive, send_with_position)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            QUERY_SECONDS.labels(route).observe(time.perf_counter() - started)
+            if not route.startswith(LIVE_PREFIX):  # a stream's duration is not a query's latency
+                QUERY_SECONDS.labels(route).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,10 +87,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(PyMongoError):  # down at start: the background refresh retries
             await app.state.watcher.refresh()  # aliases known before the first request
         app.state.watcher.start()
+        app.state.live = LiveHub(app.state.watcher, settings.live_queue_size)
+        app.state.live.start()
         heap.settle()
         try:
             yield
         finally:
+            await app.state.live.stop()
             await app.state.watcher.stop()
             await client.close()
 
@@ -98,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TimingMiddleware)
     errors.install(app)
     app.add_exception_handler(PyMongoError, mongo_unavailable)
-    for module in (products, stock, orders, dashboards, audit, health):
+    for module in (products, stock, orders, dashboards, audit, live, health):
         app.include_router(openapi.document(module.router))
     openapi.declare_bearer(app)
     return app

@@ -168,6 +168,11 @@ class CheckpointWatcher:
         finally:
             self._waiters -= 1
 
+    async def changed(self) -> None:
+        """Return after the next poll (live read models follow the polls)."""
+        async with self._changed:
+            await self._changed.wait()
+
     def start(self) -> None:
         """Start the background refresh (inside a running loop), under supervision."""
         # A watcher that stopped would turn every X-Min-Position wait into a 503 for good: any

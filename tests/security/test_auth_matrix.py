@@ -65,7 +65,13 @@ def required_scope(api: str, path: str) -> str | None:
         return None
     if path.startswith("/api/v1/ops/"):
         return "ops:admin"
+    if path == "/api/v1/feed":
+        return "events:read"
     return "commands:write" if api == "command" else "queries:read"
+
+
+# A scope some other scope grants as well (DESIGN §12: ops:admin may read the feed).
+IMPLIED = {"events:read": {"ops:admin"}}
 
 
 def headers_for(variant: str, auth: Auth) -> dict[str, str]:
@@ -113,7 +119,7 @@ def test_the_matrix_covers_every_route_and_only_health_endpoints_are_public() ->
     assert covered == {row for row in everything if row[2] not in public}
     # The contract's routes are all there (DESIGN §6), ops included.
     assert len({p for _, p in COMMAND_ROUTES if p.startswith("/api/v1/ops/")}) == 5
-    assert len({p for _, p in QUERY_ROUTES if p.startswith("/api/v1/")}) == 12
+    assert len({p for _, p in QUERY_ROUTES if p.startswith("/api/v1/")}) == 17  # 5 live
 
 
 @pytest.mark.parametrize(("api_name", "method", "path", "variant"), cases())
@@ -136,7 +142,7 @@ async def test_route_answers_each_credential_as_documented(
     if variant in ("none", "malformed", "wrong signature", "expired"):
         assert response.status_code == 401, response.text
         assert response.headers["www-authenticate"].startswith("Bearer")
-    elif variant == scope or variant == "all scopes":
+    elif variant in {scope, "all scopes", *IMPLIED.get(scope or "", ())}:
         # Authorised: whatever the route says about the (empty) request, never 401/403/5xx.
         assert response.status_code not in (401, 403), response.text
         assert response.status_code < 500, response.text
