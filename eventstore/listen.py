@@ -7,11 +7,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from core.supervisor import TaskHealth
 from eventstore.notify import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,14 @@ async def wait_any(*events: asyncio.Event, seconds: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+class Health(Protocol):
+    """What the listener tells its supervisor (core.supervisor.TaskHealth is one)."""
+
+    def ok(self) -> bool:
+        """Record progress; True if this ends a run of failures."""
+        ...
 
 
 LISTENER_NAME = "ordertrail-listener"
@@ -53,7 +61,7 @@ class Listener:
     application_name: str = LISTENER_NAME  # how the connection shows in pg_stat_activity
     heard: Callable[[str], None] | None = None  # told each NOTIFY's payload (a position token)
 
-    async def run(self, health: TaskHealth) -> None:
+    async def run(self, health: Health) -> None:
         """Listen until stopped; a lost connection raises (the supervisor reconnects)."""
         conn = await asyncpg.connect(
             self.dsn,
