@@ -24,6 +24,7 @@ FIGURES = {
     5: "bench.freshness",
     6: "bench.query_api",
     7: "bench.stream_length",
+    9: "bench.feed",
 }
 # Figure 8 takes minutes (a million events): only with --scale, never in CI.
 SCALE = {8: "bench.scale"}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 ModeName = Literal["smoke", "quick", "full"]
 
@@ -139,3 +140,14 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+async def open_loop(
+    rate: float, seconds: float, send: Callable[[int], Coroutine[Any, Any, None]]
+) -> None:
+    """`send(i)` every 1/rate s for `seconds`, each on its own schedule; then wait for all."""
+    started, tasks = time.perf_counter(), list[asyncio.Task[None]]()
+    for i in range(max(1, round(rate * seconds))):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(send(i)))
+    await asyncio.gather(*tasks, return_exceptions=True)

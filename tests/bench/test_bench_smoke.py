@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-FIGURES = range(1, 8)  # every figure a plain run makes; figure 8 needs --scale
+FIGURES = [1, 2, 3, 4, 5, 6, 7, 9]  # every figure a plain run makes; figure 8 needs --scale
 
 
 @pytest.fixture
