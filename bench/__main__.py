@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -51,20 +52,24 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 async def measure(numbers: list[int], mode_name: str, command: str) -> tuple[list[Figure], str]:
     """Run the figures; the figures and the report."""
     mode = MODES[mode_name]
-    with (
-        tempfile.TemporaryDirectory(prefix="ordertrail-bench-") as work,
-        services(mode, Path(work)) as ctx,
-    ):
-        try:
-            machine = await describe(ctx)
-            figures = []
-            for number in numbers:
-                name = (FIGURES | SCALE)[number]
-                print(f"figure {number}: {name}", file=sys.stderr, flush=True)
-                module = importlib.import_module(name)
-                figures.append(await module.run(ctx))
-        finally:
-            await ctx.drop_databases()
+    work = Path(tempfile.mkdtemp(prefix="ordertrail-bench-"))
+    try:
+        with services(mode, work) as ctx:
+            try:
+                machine = await describe(ctx)
+                figures = []
+                for number in numbers:
+                    name = (FIGURES | SCALE)[number]
+                    print(f"figure {number}: {name}", file=sys.stderr, flush=True)
+                    module = importlib.import_module(name)
+                    figures.append(await module.run(ctx))
+            finally:
+                await ctx.drop_databases()
+    except BaseException:
+        # The servers' and children's logs say why: kept for whoever reads the traceback.
+        print(f"bench failed; its servers' logs are kept in {work}", file=sys.stderr)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
     return figures, render(figures, machine, mode, command)
 
 

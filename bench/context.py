@@ -30,6 +30,7 @@ LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # HS256 wants a key of at least 32 bytes (PyJWT warns below that).
 BENCH_SECRET = "ordertrail-bench-secret-" + "0123456789abcdef"
+MONGO_CACHE = os.environ.get("BENCH_MONGO_CACHE", "4G")
 
 
 def free_port() -> int:
@@ -206,10 +207,11 @@ def _secantus(workdir: Path) -> Iterator[str]:
         "--port",
         str(port),
     ]
-    argv += ["--storage-path", ":memory:", "--log-level", "WARNING"]
-    process = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir
-    )
+    # A bigger cache than its 1 GiB default: figure 8's read models and their rebuilt
+    # generations pass 2 GiB, and the machine has the memory.
+    argv += ["--storage-path", ":memory:", "--log-level", "WARNING", "--cache-size", MONGO_CACHE]
+    log = (workdir / "secantus.log").open("wb")  # kept when a run fails (bench/__main__.py)
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     try:
         deadline = time.monotonic() + 30
@@ -225,6 +227,7 @@ def _secantus(workdir: Path) -> Iterator[str]:
         yield url
     finally:
         stop(process)
+        log.close()
 
 
 @contextlib.contextmanager

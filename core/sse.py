@@ -109,7 +109,10 @@ class EventStream(Response):
                     body = {"type": "http.response.body", "body": chunk, "more_body": True}
                     await asyncio.wait_for(send(body), self.send_timeout)
                 except TimeoutError:
+                    # The last event only reaches a client that frees room for it: the server
+                    # log and the metric are where the reason always shows.
                     reason = f"slow consumer: nothing taken for {self.send_timeout:g} s"
+                    log.warning("event stream cut off: %s", reason)
                     await self._close(send, reason)
                     return "slow consumer"
         finally:

@@ -82,17 +82,14 @@ class LiveHub:
     ) -> None:
         self.watcher, self.queue_size, self.min_interval = watcher, queue_size, min_interval
         self.states: dict[str, _State] = {}
+        self._pending: dict[str, asyncio.Future[_State]] = {}  # first reads under way
         self.listeners = 0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def subscribe(self, topic: Topic, after: str | None) -> Listener:
         """Follow `topic`; the current answer comes first unless `after` already includes it."""
-        state = self.states.get(topic.name)
-        if state is None:
-            state = _State(topic)
-            await self._read([state])  # before it is shared: a failed read shares nothing
-            self.states[topic.name] = state
+        state = self.states.get(topic.name) or await self._first(topic)
         listener = Listener(self.queue_size)
         state.listeners.add(listener)
         self.listeners += 1
@@ -100,6 +97,25 @@ class LiveHub:
         if after is None or state.changed_at > after:
             listener.offer((state.read_at, state.answer))
         return listener
+
+    async def _first(self, topic: Topic) -> _State:
+        """The topic's state, read once however many subscribe while it is being read."""
+        pending = self._pending.get(topic.name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._pending[topic.name] = asyncio.get_running_loop().create_future()
+        try:
+            state = _State(topic)
+            await self._read([state])  # before it is shared: a failed read shares nothing
+            self.states[topic.name] = state
+            pending.set_result(state)
+            return state
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: whoever else waits gets it raised
+            raise
+        finally:
+            del self._pending[topic.name]
 
     def unsubscribe(self, topic: Topic, listener: Listener) -> None:
         """Stop following; a topic nobody follows is forgotten."""

@@ -56,8 +56,9 @@ async def until(check: Callable[[], bool], what: str) -> None:
 async def test_listeners_of_one_topic_share_each_read(hub: LiveHub, mongo_db: Db) -> None:
     reads: list[int] = []
     topic = Topic("orders-count", ("orders",), load=counting(reads))
-    listeners = [await hub.subscribe(topic, None) for _ in range(50)]
-    assert len(reads) == 1  # the first subscriber's read serves the other 49
+    listeners = await asyncio.gather(*(hub.subscribe(topic, None) for _ in range(50)))
+    assert len(reads) == 1  # all at once: the first subscriber's read serves the other 49
+    assert len(hub.states) == 1 and len(hub.states["orders-count"].listeners) == 50
     assert all(listener.queue.get_nowait()[1] == {"orders": 0} for listener in listeners)
     await change(mongo_db, 1)
     await until(lambda: all(not listener.queue.empty() for listener in listeners), "the change")
