@@ -102,7 +102,12 @@ class LiveHub:
         """The topic's state, read once however many subscribe while it is being read."""
         pending = self._pending.get(topic.name)
         if pending is not None:
-            return await asyncio.shield(pending)
+            await asyncio.wait([pending])  # its outcome, without taking its exception as ours
+            if pending.cancelled():  # that subscriber left mid-read: read for ourselves
+                return self.states.get(topic.name) or await self._first(topic)
+            if (error := pending.exception()) is not None:
+                raise error
+            return pending.result()
         pending = self._pending[topic.name] = asyncio.get_running_loop().create_future()
         try:
             state = _State(topic)
@@ -110,9 +115,12 @@ class LiveHub:
             self.states[topic.name] = state
             pending.set_result(state)
             return state
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+        except Exception as exc:
             pending.set_exception(exc)
-            pending.exception()  # retrieved: whoever else waits gets it raised
+            pending.exception()  # retrieved here: whoever else waits raises it
             raise
         finally:
             del self._pending[topic.name]
