@@ -26,6 +26,7 @@ from command_api.fastpath import CommandFastPath, FrontedFastAPI, fast_routes, n
 from command_api.feed import Feed, HeadWatch
 from command_api.routes import feed, health, orders, products, stock
 from core import heap, openapi
+from core.cors import with_cors
 from core.db import create_engine
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FrontedFastAPI(
         title="ordertrail command API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
+    app.state.verifier = settings.token_verifier()
     errors.install(app)
     modules = (products, stock, orders, feed, health)
     routers = [openapi.document(module.router) for module in modules]
@@ -190,7 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def front(app: FrontedFastAPI, routers: list[APIRouter], settings: Settings) -> ASGIApp:
-    """Request ids and the body limit for every request, then the fast path for commands."""
+    """CORS, request ids and the body limit for every request, then the fast path for commands."""
     inner: ASGIApp = app.behind
     if settings.command_fast_path:
         routes = fast_routes(routers, command_runner)
@@ -199,4 +201,8 @@ def front(app: FrontedFastAPI, routers: list[APIRouter], settings: Settings) -> 
             return not getattr(app.state, "traced", False)
 
         inner = CommandFastPath(inner, routes, app.exception_handlers, untraced)
-    return RequestContextMiddleware(inner, max_body_bytes=settings.max_body_bytes)
+    # CORS outermost: a preflight is answered before the body limit or a route sees it.
+    return with_cors(
+        RequestContextMiddleware(inner, max_body_bytes=settings.max_body_bytes),
+        settings.cors_origins,
+    )

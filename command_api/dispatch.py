@@ -148,7 +148,7 @@ async def command_runner(request: Request) -> CommandRunner:
     Read straight from the request: FastAPI's resolution of a dependency per header and one
     for the bearer scheme was a third of a command's CPU time.
     """
-    principal = authorize(request, bearer_token(request), "commands:write")
+    principal = await authorize(request, bearer_token(request), "commands:write")
     headers = read_headers(CommandHeaders, request)
     repo: Repository = request.app.state.repository
     rid = request_id(request)

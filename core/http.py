@@ -14,9 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.auth import InvalidToken, Principal, verify_token
+from core.auth import InvalidToken, KeysUnavailable, Principal, TokenVerifier
 from core.openapi import documents
-from core.settings import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -175,17 +174,24 @@ def _aliases(model: type[BaseModel]) -> dict[bytes, str]:
     return {field.alias.lower().encode("latin-1"): field.alias for field in fields if field.alias}
 
 
-def authorize(
+async def authorize(
     request: Request, token: str | None, scope: str, implied_by: tuple[str, ...] = ()
 ) -> Principal:
-    """The caller behind a valid token carrying `scope` (or one implying it); else 401 or 403."""
+    """The caller behind a valid token carrying `scope` (or one implying it); else 401 or 403.
+
+    503 when the identity provider's keys cannot be read and none are known yet.
+    """
     if token is None:
         raise unauthorized("missing bearer token")
-    config: Settings = request.app.state.settings
+    verifier: TokenVerifier = request.app.state.verifier
     try:
-        principal = verify_token(token, config.secret, config.jwt_leeway_seconds)
+        principal = await verifier.verify(token)
     except InvalidToken:
         raise unauthorized("invalid or expired token") from None
+    except KeysUnavailable:
+        raise HTTPException(
+            503, detail="token signing keys are unavailable", headers={"Retry-After": "5"}
+        ) from None
     if scope not in principal.scopes and principal.scopes.isdisjoint(implied_by):
         raise HTTPException(403, detail=f"token lacks scope {scope}")
     return principal
@@ -200,7 +206,7 @@ def require_scope(scope: str, *implied_by: str) -> Callable[..., Awaitable[Princ
 
     @documents(bearer=True)
     async def dependency(request: Request) -> Principal:
-        return authorize(request, bearer_token(request), scope, implied_by)
+        return await authorize(request, bearer_token(request), scope, implied_by)
 
     return dependency
 

@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import errors, heap, openapi
+from core.cors import cors_options
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
 from core.metrics import QUERY_SECONDS
@@ -100,8 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="ordertrail query API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
+    app.state.verifier = settings.token_verifier()
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TimingMiddleware)
+    if (cors := cors_options(settings.cors_origins)) is not None:
+        app.add_middleware(CORSMiddleware, **cors)  # added last: outermost, preflights first
     errors.install(app)
     app.add_exception_handler(PyMongoError, mongo_unavailable)
     for module in (products, stock, orders, dashboards, audit, live, health):

@@ -165,6 +165,7 @@ def small_app(settings: Settings, fast: bool) -> FrontedFastAPI:
     errors.install(app)
     app.include_router(router)
     app.state.settings, app.state.repository = settings, None  # the routes use neither
+    app.state.verifier = settings.token_verifier()
     app.front = front(app, [router], settings.model_copy(update={"command_fast_path": fast}))
     return app
 
