@@ -1,14 +1,18 @@
-"""Process settings, read from environment variables (and an optional `.env` file)."""
+"""Process settings, read from environment variables (and a dotenv file if one is named)."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.auth import Claims, JwksVerifier, SecretVerifier, TokenVerifier
+
 Environment = Literal["dev", "test", "prod"]
+ENV_FILE_VARIABLE = "ORDERTRAIL_ENV_FILE"
 
 
 class MissingSecret(RuntimeError):
@@ -36,7 +40,9 @@ PLACEHOLDER_SECRETS = frozenset(
 class Settings(BaseSettings):
     """Everything a process needs to know about its surroundings."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # No implicit `.env`: compose's belongs to the containers (it names hosts like `postgres`)
+    # and a host command run beside it must not pick it up. ORDERTRAIL_ENV_FILE opts in.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     environment: Environment = Field(default="prod", alias="ORDERTRAIL_ENV")
     database_url: str = Field(
@@ -55,6 +61,14 @@ class Settings(BaseSettings):
     min_position_wait_seconds: float = Field(default=2.0, alias="MIN_POSITION_WAIT_SECONDS")
     jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
     jwt_leeway_seconds: int = Field(default=10, alias="JWT_LEEWAY_SECONDS")
+    # Tokens from an identity provider: its JWKS URL (RS256/ES256; JWT_SECRET is then unused).
+    jwt_jwks_url: str | None = Field(default=None, alias="JWT_JWKS_URL")
+    jwt_audience: str | None = Field(default=None, alias="JWT_AUDIENCE")
+    jwt_issuer: str | None = Field(default=None, alias="JWT_ISSUER")
+    # The provider's keys are kept this long; a token naming an unknown key refetches them,
+    # at most once per JWT_JWKS_REFETCH_SECONDS (a key rotated in is accepted that soon).
+    jwt_jwks_cache_seconds: float = Field(default=300.0, alias="JWT_JWKS_CACHE_SECONDS", gt=0)
+    jwt_jwks_refetch_seconds: float = Field(default=10.0, alias="JWT_JWKS_REFETCH_SECONDS", ge=0)
     db_pool_size: int = Field(default=20, alias="DB_POOL_SIZE")
     db_connect_timeout: float = Field(default=3.0, alias="DB_CONNECT_TIMEOUT")
     db_command_timeout: float = Field(default=10.0, alias="DB_COMMAND_TIMEOUT")
@@ -82,6 +96,8 @@ class Settings(BaseSettings):
     # Live read models (query API): streams per process; changes queued per stream at most.
     live_max_clients: int = Field(default=1000, alias="LIVE_MAX_CLIENTS", ge=0)
     live_queue_size: int = Field(default=64, alias="LIVE_QUEUE_SIZE", ge=1)
+    # Browser origins allowed to call the APIs, comma-separated ("*": any); empty: CORS off.
+    cors_origins: str = Field(default="", alias="CORS_ORIGINS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # A worker whose subscriber (or other supervised task) has failed for longer is unhealthy.
     subscriber_unhealthy_seconds: float = Field(default=60.0, alias="SUBSCRIBER_UNHEALTHY_SECONDS")
@@ -93,7 +109,7 @@ class Settings(BaseSettings):
     def require_secret(self) -> None:
         """Refuse to run an API without a strong signing secret, except in dev mode."""
         # A guessable secret would let anyone mint tokens, so only dev mode may go without one.
-        if self.environment == "dev":
+        if self.environment == "dev" or self.jwt_jwks_url:
             return
         if self.jwt_secret is None:
             raise MissingSecret("JWT_SECRET must be set unless ORDERTRAIL_ENV=dev")
@@ -117,8 +133,20 @@ class Settings(BaseSettings):
             return self.jwt_secret.get_secret_value()
         return "ordertrail-dev-only-insecure-secret"
 
+    def token_verifier(self) -> TokenVerifier:
+        """How this process checks bearer tokens: the JWKS URL's keys if set, else the secret."""
+        checks = Claims(self.jwt_audience, self.jwt_issuer, self.jwt_leeway_seconds)
+        if self.jwt_jwks_url:
+            return JwksVerifier(
+                self.jwt_jwks_url,
+                checks,
+                cache_seconds=self.jwt_jwks_cache_seconds,
+                refetch_seconds=self.jwt_jwks_refetch_seconds,
+            )
+        return SecretVerifier(self.secret, checks)
+
 
 @lru_cache
 def get_settings() -> Settings:
-    """Settings of this process, read once."""
-    return Settings()
+    """Settings of this process, read once (from ORDERTRAIL_ENV_FILE too, when it is set)."""
+    return Settings(_env_file=os.environ.get(ENV_FILE_VARIABLE) or None)
