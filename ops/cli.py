@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from core.auth import SCOPES, mint_token
 from core.settings import get_settings
-from ops import admin
+from ops import admin, parked
 from ops.errors import run_cli, settings_error
 
 DEFAULT_STATE_DIR = Path(".ordertrail")
@@ -153,3 +153,4 @@ def _database_url() -> str:
 
 
 admin.register(app)
+parked.register(app)

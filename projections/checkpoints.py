@@ -164,13 +164,33 @@ class ParkedEvents:
         """Whether `name` has parked the event at `token` already."""
         return await self.collection.count_documents({"_id": f"{name}:{token}"}, limit=1) > 0
 
-    async def count(self, name: str) -> int:
-        """How many events `name` has parked."""
-        return await self.collection.count_documents({"projection": name})
+    async def skipped(self, name: str) -> list[Document]:
+        """The events of `name` an operator chose to skip, oldest first."""
+        query = {"projection": name, "skipped": {"$exists": True}}
+        return [doc async for doc in self.collection.find(query).sort("position", 1)]
 
-    async def list(self, name: str) -> list[Document]:
-        """The parked events of `name`, oldest first."""
-        return [doc async for doc in self.collection.find({"projection": name}).sort("position", 1)]
+    async def count(self, name: str) -> int:
+        """How many events `name` has parked (and not skipped)."""
+        return await self.collection.count_documents(_waiting(name))
+
+    async def list(self, name: str, limit: int = 0) -> list[Document]:
+        """The parked events of `name` still waiting for a retry or a skip, oldest first."""
+        found = self.collection.find(_waiting(name)).sort("position", 1).limit(limit)
+        return [doc async for doc in found]
+
+    async def skip(self, name: str, token: str, actor: str, reason: str) -> bool:
+        """Give up on a parked event for good: it stays listed, as skipped, and audits stop
+        calling it a hole. False if `name` has no such parked event waiting."""
+        skipped = {"at": datetime.now(UTC), "by": actor, "reason": reason}
+        done = await self.collection.update_one(
+            _waiting(name) | {"position": token}, {"$set": {"skipped": skipped}}
+        )
+        return done.modified_count == 1
+
+
+def _waiting(name: str) -> Document:
+    """The query for `name`'s parked events not skipped."""
+    return {"projection": name, "skipped": {"$exists": False}}
 
 
 async def subscriber_status(

@@ -70,10 +70,18 @@ async def audit_projection(name: str, side: ReadSide) -> dict[str, Any]:
         upto = await Checkpoints(db).load(name)  # first: everything after it is lag
         generation, names = await aliases.live(name)
         parked = await ParkedEvents(db).list(name)
-        checked, holes = await _audit(name, side, names, upto, parked)
+        skipped = await ParkedEvents(db).skipped(name)
+        # Neither is in the documents: parked ones are holes, skipped ones a decision.
+        checked, holes = await _audit(name, side, names, upto, parked + skipped)
         if (await aliases.live(name))[0] == generation:
             holes += [_parked_hole(p) for p in parked]
-            return {"checked": checked, "holes": holes, "checkpoint": upto and upto.token}
+            token = upto and upto.token
+            return {
+                "checked": checked,
+                "holes": holes,
+                "skipped": len(skipped),
+                "checkpoint": token,
+            }
     raise RuntimeError(f"{name}: the live generation kept changing during the audit")
 
 

@@ -33,6 +33,11 @@ class Jobs:
         """A job, or None."""
         return await self.collection.find_one({"_id": job_id})
 
+    async def recent(self, limit: int = 20) -> list[Document]:
+        """The newest `limit` jobs, newest first."""
+        found = self.collection.find({}).sort("created_at", -1).limit(limit)
+        return [doc async for doc in found]
+
     async def claim(self, job_id: str, owner: str) -> bool:
         """Start a job unless it is done or alive elsewhere: a redelivered message is a no-op."""
         now = datetime.now(UTC)

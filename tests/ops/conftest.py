@@ -34,6 +34,7 @@ def cli(read_settings: Settings) -> Cli:
             subprocess.run,
             [str(ORDERTRAIL), *args],
             env=env,
+            stdin=subprocess.DEVNULL,  # a question (a confirmation) gets no answer: never hangs
             capture_output=True,
             text=True,
             timeout=120,
