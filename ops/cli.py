@@ -133,6 +133,13 @@ def dev(
     port: Annotated[int, typer.Option(help="Command API port.")] = 8000,
     query_port: Annotated[int, typer.Option(help="Query API port.")] = 8001,
     state_dir: StateDir = DEFAULT_STATE_DIR,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="Delete the dev stack's own data first (its databases; never a URL you set).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole system locally (services, migrations, both APIs, a worker) until Ctrl-C.
 
@@ -140,7 +147,9 @@ def dev(
     """
     from ops.devstack import DevOptions, run_dev
 
-    options = DevOptions(host=host, port=port, state_dir=state_dir, query_port=query_port)
+    options = DevOptions(
+        host=host, port=port, state_dir=state_dir, query_port=query_port, reset=reset
+    )
     raise typer.Exit(run_dev(options))
 
 

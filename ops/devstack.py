@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,7 +25,17 @@ import httpx
 import typer
 
 from core.auth import SCOPES, mint_token
-from ops.services import ServiceError, ServiceHandle, ensure_mongo, ensure_postgres, ensure_redis
+from ops.services import (
+    DEV_DATABASE,
+    LOCAL_PG_HOST,
+    LOCAL_PG_PORT,
+    ServiceError,
+    ServiceHandle,
+    drop_local_database,
+    ensure_mongo,
+    ensure_postgres,
+    ensure_redis,
+)
 from ops.supervision import ChildProcess, DevStack, DevStackError
 
 DEV_ENV_FILE = "dev.env"
@@ -40,6 +52,41 @@ class DevOptions:
     port: int
     state_dir: Path
     query_port: int = 8001
+    reset: bool = False
+
+
+class ResetRefused(ValueError):
+    """--reset was asked of data the dev stack does not own (a URL from the environment)."""
+
+
+def reset_dev_data(
+    state_dir: Path,
+    environ: Mapping[str, str],
+    database: str = DEV_DATABASE,
+    server: tuple[str, int] = (LOCAL_PG_HOST, LOCAL_PG_PORT),
+) -> list[str]:
+    """Delete the dev stack's own data before it starts; what was deleted, for the log.
+
+    Only what `ordertrail dev` itself created: the embedded servers' data directories and the
+    `ordertrail` database it made on the machine's PostgreSQL. A DATABASE_URL or MONGODB_URL
+    from the environment may point anywhere (production included), so --reset refuses them.
+    Redis is left alone: it holds wake-up messages only, never state.
+    """
+    given = [name for name in ("DATABASE_URL", "MONGODB_URL") if environ.get(name)]
+    if given:
+        raise ResetRefused(
+            f"--reset only deletes the dev stack's own data, and {' and '.join(given)} "
+            "is set: unset it, or reset that database yourself"
+        )
+    done = []
+    for name in ("postgres", "mongo"):
+        directory = state_dir.expanduser().resolve() / name
+        if directory.is_dir():
+            shutil.rmtree(directory)
+            done.append(f"deleted {directory}")
+    if drop_local_database(*server, database):
+        done.append(f"dropped database {database} on {server[0]}:{server[1]}")
+    return done
 
 
 def run_dev(options: DevOptions) -> int:
@@ -51,7 +98,13 @@ def run_dev(options: DevOptions) -> int:
     except KeyboardInterrupt:
         typer.echo("\nstopping ordertrail dev stack")
         return 0
-    except (DevStackError, ServiceError) as exc:
+    except ResetRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except ServiceError as exc:  # a server it needs cannot be found or started
+        typer.echo(f"error: {exc}", err=True)
+        return 3
+    except DevStackError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 1
     finally:
@@ -71,6 +124,9 @@ class Services:
 
 def _run(options: DevOptions, cleanup: contextlib.ExitStack) -> int:
     """Bring everything up, report how to use it, then supervise until a child dies."""
+    if options.reset:
+        for line in reset_dev_data(options.state_dir, os.environ):
+            typer.echo(f"reset: {line}")
     state_dir = _prepare_state_dir(options.state_dir)
     stack = DevStack()
     services = _ensure_services(state_dir, stack, cleanup)

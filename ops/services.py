@@ -109,6 +109,33 @@ def _try_create_database(host: str, port: int) -> bool:
     return True
 
 
+def drop_local_database(host: str, port: int, name: str) -> bool:
+    """Drop database `name` on a trust-auth server at host:port; False if there was none to
+    drop (or no server: then there is nothing of ours to reset there either)."""
+
+    async def drop() -> bool:
+        conn = await asyncpg.connect(
+            host=host,
+            port=port,
+            user="postgres",
+            database="postgres",
+            timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if exists:
+                # FORCE: a forgotten dev stack or psql still connected must not block a reset.
+                await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            return bool(exists)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(drop())
+    except (OSError, TimeoutError, asyncpg.InvalidAuthorizationSpecificationError):
+        return False
+
+
 async def _create_database_if_missing(host: str, port: int) -> None:
     """Connect as `postgres` to the maintenance database and create the dev database."""
     conn = await asyncpg.connect(
