@@ -11,6 +11,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.types import UserDefinedType
 
+# The oldest PostgreSQL this schema is supported on: CI runs on it. The store needs 13 at
+# least (xid8, pg_current_xact_id, pg_current_snapshot); 13 and 14 are untested, so refused.
+MIN_SERVER_VERSION = 150000  # as server_version_num reports it
+
+
+class UnsupportedServer(RuntimeError):
+    """The PostgreSQL server is older than MIN_SERVER_VERSION."""
+
+
+def require_supported(server_version_num: int) -> None:
+    """Refuse a server older than the supported minimum, naming both versions."""
+    if server_version_num < MIN_SERVER_VERSION:
+        found = f"{server_version_num // 10000}.{server_version_num % 10000}"
+        raise UnsupportedServer(
+            f"PostgreSQL {MIN_SERVER_VERSION // 10000} or newer is required; this server is {found}"
+        )
+
 
 class XID8(UserDefinedType[int]):
     """PostgreSQL's 64-bit, never-wrapping transaction id."""

@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from eventstore.schema import metadata
+from eventstore.schema import metadata, require_supported
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -27,6 +27,8 @@ def database_url() -> str:
 
 def run_on(connection: Connection) -> None:
     """Run the migrations on one connection, in one transaction."""
+    version = connection.exec_driver_sql("SHOW server_version_num").scalar_one()
+    require_supported(int(version))
     context.configure(
         connection=connection, target_metadata=metadata, transaction_per_migration=False
     )

@@ -20,6 +20,7 @@ from dramatiq.errors import BrokerConnectionError
 from pydantic import ValidationError
 
 from core.settings import MissingSecret
+from eventstore.schema import UnsupportedServer
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNEXPECTED = 1, 2, 3, 4
 TRACEBACK_ENV = "ORDERTRAIL_TRACEBACK"
@@ -54,6 +55,8 @@ def run_cli(app: typer.Typer) -> None:
     """Run the CLI; turn what it raises into one line and an exit code."""
     try:
         app()
+    except UnsupportedServer as exc:
+        _fail(EXIT_UNREACHABLE, f"unusable PostgreSQL (DATABASE_URL): {exc}", exc)
     except (ValidationError, MissingSecret) as exc:
         _fail(EXIT_USAGE, f"invalid settings: {_settings_text(exc)}", exc)
     except KeyboardInterrupt:

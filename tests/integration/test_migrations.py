@@ -118,3 +118,17 @@ async def test_downgrade_from_0002_splits_the_answer_back(scratch_database: str)
     assert json.loads(row["response_headers"]) == ANSWER_HEADERS
     [pending] = await sql(scratch_database, COLUMNS_0001.replace("'done'", "'in-flight'"))
     assert tuple(pending) == (None, None, None)
+
+
+def test_the_suite_runs_on_a_supported_server(scratch_database: str) -> None:
+    """The server under test is one the migrations accept (CI runs the minimum, 15)."""
+    from eventstore.schema import MIN_SERVER_VERSION
+
+    async def version() -> int:
+        conn = await asyncpg.connect(scratch_database)
+        try:
+            return int(await conn.fetchval("SHOW server_version_num"))
+        finally:
+            await conn.close()
+
+    assert in_thread(lambda: asyncio.run(version())) >= MIN_SERVER_VERSION
