@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the command API; `settings` default to the environment's (read once, here)."""
     settings = settings or get_settings()
     settings.require_secret()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_style)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

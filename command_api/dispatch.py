@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from command_api.handlers import Handler
 from core.auth import Principal
 from core.http import authorize, bearer_token, read_headers, request_id
+from core.logging import bind
 from core.metrics import COMMANDS, labelled
 from core.openapi import documents, model_headers
 from eventstore.base import IdempotencyClaim, StoredResponse
@@ -63,6 +64,8 @@ class CommandRunner:
                 await release_quietly(self.repo, claim)
             raise
         labelled(COMMANDS, name, "ok").inc()
+        # The access line logged as the answer goes out names what was written.
+        bind(stream_id=str(outcome.stream_id), position=outcome.position and outcome.position.token)
         return answer(outcome).response()
 
 
@@ -158,6 +161,11 @@ async def command_runner(request: Request) -> CommandRunner:
         "correlation_id": headers.correlation_id or rid,
         "causation_id": headers.causation_id or rid,
     }
+    bind(
+        actor=principal.subject,
+        correlation_id=metadata["correlation_id"],
+        causation_id=metadata["causation_id"],
+    )
     key = headers.idempotency_key
     if key is not None:
         metadata["idempotency_key"] = key

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.auth import InvalidToken, KeysUnavailable, Principal, TokenVerifier
+from core.logging import bind, unbind
 from core.openapi import documents
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -34,11 +35,16 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         send = _with_request_id(send, request_id)
-        body = await read_body(receive, self.max_body_bytes, _declared_length(scope))
-        if body is None:
-            await _send_json(send, 413, {"detail": f"body over {self.max_body_bytes} bytes"})
-            return
-        await self.app(scope, replay(body, receive), send)
+        # Every line logged for this request (uvicorn's access line too) carries its id.
+        token = bind(request_id=request_id)
+        try:
+            body = await read_body(receive, self.max_body_bytes, _declared_length(scope))
+            if body is None:
+                await _send_json(send, 413, {"detail": f"body over {self.max_body_bytes} bytes"})
+                return
+            await self.app(scope, replay(body, receive), send)
+        finally:
+            unbind(token)
 
 
 class _RequestIds:

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.auth import Claims, JwksVerifier, SecretVerifier, TokenVerifier
+from core.logging import LogFormat, default_format
 
 Environment = Literal["dev", "test", "prod"]
 ENV_FILE_VARIABLE = "ORDERTRAIL_ENV_FILE"
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the APIs, comma-separated ("*": any); empty: CORS off.
     cors_origins: str = Field(default="", alias="CORS_ORIGINS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # json: one object per line (for a log pipeline); console: readable. Default: console in
+    # dev mode, json otherwise.
+    log_format: Literal["json", "console"] | None = Field(default=None, alias="LOG_FORMAT")
     # A worker whose subscriber (or other supervised task) has failed for longer is unhealthy.
     subscriber_unhealthy_seconds: float = Field(default=60.0, alias="SUBSCRIBER_UNHEALTHY_SECONDS")
     # `status` calls an owner stalled when it has not said it is alive for this long.
@@ -132,6 +136,11 @@ class Settings(BaseSettings):
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         return "ordertrail-dev-only-insecure-secret"
+
+    @property
+    def log_style(self) -> LogFormat:
+        """LOG_FORMAT, or the default for this environment."""
+        return self.log_format or default_format(self.environment)
 
     def token_verifier(self) -> TokenVerifier:
         """How this process checks bearer tokens: the JWKS URL's keys if set, else the secret."""

@@ -19,6 +19,7 @@ import typer
 from dramatiq.errors import BrokerConnectionError
 from pydantic import ValidationError
 
+from core.logging import configure_from_environment
 from core.settings import MissingSecret
 from eventstore.schema import UnsupportedServer
 
@@ -53,6 +54,7 @@ MAX_LINE = 240
 
 def run_cli(app: typer.Typer) -> None:
     """Run the CLI; turn what it raises into one line and an exit code."""
+    configure_from_environment()
     try:
         app()
     except UnsupportedServer as exc:

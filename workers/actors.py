@@ -86,7 +86,7 @@ class SubscriptionMiddleware(dramatiq.Middleware):
 
 # Settings are read once, here: everything below is given what it needs.
 SETTINGS = get_settings()
-configure_logging(SETTINGS.log_level)
+configure_logging(SETTINGS.log_level, SETTINGS.log_style)
 subscriptions = SubscriptionMiddleware(SETTINGS)
 broker = create_broker(SETTINGS.redis_url)
 broker.add_middleware(subscriptions)

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.metrics import BATCH_EVENTS, BATCH_SECONDS, SUBSCRIBER_FAILURES, labelled
 from core.retry import Backoff, retry
@@ -210,6 +210,10 @@ class CatchUp:
         """
         try:
             await self._apply_racing(subscriber, events)
+            if log.isEnabledFor(logging.DEBUG):  # a line per event: for tracing one down
+                for event in events:
+                    fields = event_fields(event, subscriber.name)
+                    log.debug("%s applied %s", subscriber.name, event.type, extra=fields)
         except Exception as exc:
             if not event_fault(exc):
                 raise
@@ -280,14 +284,37 @@ class CatchUp:
             event.token,
             attempt,
             describe(error),
+            extra=event_fields(event, name),
         )
 
     async def _park(self, name: str, event: StoredEvent, error: Exception, attempts: int) -> None:
         cause = error.cause if isinstance(error, ProjectorError) else error
         message = f"{event.type} at {event.token}: {describe(cause)}"
-        log.error("%s parks %s: %s", name, event.token, message, exc_info=error)
+        log.error(
+            "%s parks %s: %s",
+            name,
+            event.token,
+            message,
+            exc_info=error,
+            extra=event_fields(event, name),
+        )
         await self.parked.park(name, event, message, attempts)
         await self.checkpoints.record_error(name, message)
+
+
+def event_fields(event: StoredEvent, subscriber: str) -> dict[str, Any]:
+    """The log fields of an event: where it is, and the ids of the command that wrote it."""
+    metadata = event.metadata or {}
+    return {
+        "subscriber": subscriber,
+        "stream_id": str(event.stream_id),
+        "position": event.token,
+        "event_type": event.type,
+        "request_id": metadata.get("request_id"),
+        "correlation_id": metadata.get("correlation_id"),
+        "causation_id": metadata.get("causation_id"),
+        "actor": metadata.get("actor"),
+    }
 
 
 def event_fault(error: Exception) -> bool:
