@@ -30,7 +30,14 @@ from core.cors import with_cors
 from core.db import create_engine
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
-from core.metrics import APPEND_SECONDS, EVENTS_APPENDED, count_retry, count_snapshot, labelled
+from core.metrics import (
+    APPEND_SECONDS,
+    EVENTS_APPENDED,
+    HttpMetrics,
+    count_retry,
+    count_snapshot,
+    labelled,
+)
 from core.mongo import create_mongo_client, database
 from core.settings import Settings, get_settings
 from core.supervisor import Supervisor
@@ -203,6 +210,6 @@ def front(app: FrontedFastAPI, routers: list[APIRouter], settings: Settings) -> 
         inner = CommandFastPath(inner, routes, app.exception_handlers, untraced)
     # CORS outermost: a preflight is answered before the body limit or a route sees it.
     return with_cors(
-        RequestContextMiddleware(inner, max_body_bytes=settings.max_body_bytes),
+        HttpMetrics(RequestContextMiddleware(inner, max_body_bytes=settings.max_body_bytes)),
         settings.cors_origins,
     )

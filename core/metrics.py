@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 COMMANDS = Counter("ordertrail_commands_total", "Commands handled", ["command", "outcome"])
 APPEND_SECONDS = Histogram(
-    "ordertrail_append_seconds",
+    "ordertrail_append_duration_seconds",
     "Event store append latency",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
@@ -74,12 +75,52 @@ def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-QUERY_SECONDS = Histogram(
-    "ordertrail_query_seconds",
-    "Query API latency by route",
-    ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+HTTP_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route template, method and status (event streams excluded)",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+# A path no route matched is labelled so: raw paths would let any client mint label values.
+UNMATCHED = "unmatched"
+
+
+class HttpMetrics:
+    """Times every HTTP request into http_request_duration_seconds (pure ASGI, a few µs).
+
+    The route is the matched template (`/api/v1/orders/{order_id}`), never the raw path. An
+    event stream (text/event-stream) is not timed: its length is the client's choice, not
+    latency; the feed and live metrics count streams.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, answered = time.perf_counter(), {"status": 500, "stream": False}
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered["status"] = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name == b"content-type" and value.startswith(b"text/event-stream"):
+                        answered["stream"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            if not answered["stream"]:
+                route = getattr(scope.get("route"), "path", UNMATCHED)
+                status = str(answered["status"])
+                labelled(HTTP_SECONDS, route, scope["method"], status).observe(
+                    time.perf_counter() - started
+                )
+
 
 PROJECTION_LAG_EVENTS = Gauge(
     "ordertrail_projection_lag_events",
@@ -99,7 +140,7 @@ BATCH_EVENTS = Histogram(
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
 )
 BATCH_SECONDS = Histogram(
-    "ordertrail_projection_batch_seconds",
+    "ordertrail_projection_batch_duration_seconds",
     "Time to apply one catch-up batch",
     ["projection"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),

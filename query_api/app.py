@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +17,7 @@ from core import errors, heap, openapi
 from core.cors import cors_options
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
-from core.metrics import QUERY_SECONDS
+from core.metrics import HttpMetrics
 from core.mongo import create_mongo_client, database
 from core.settings import Settings, get_settings
 from query_api.freshness import CheckpointWatcher
@@ -41,8 +40,8 @@ async def mongo_unavailable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "read models unavailable"}, 503, {"Retry-After": "1"})
 
 
-class TimingMiddleware:
-    """Query latency by route template, and X-Read-Position on every answer (errors too).
+class ReadPositionMiddleware:
+    """X-Read-Position on every answer (errors too).
 
     Pure ASGI: a BaseHTTPMiddleware would add a memory stream per request.
     """
@@ -55,7 +54,6 @@ class TimingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
 
         async def send_with_position(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -67,12 +65,7 @@ class TimingMiddleware:
                     ]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_position)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            if not route.startswith(LIVE_PREFIX):  # a stream's duration is not a query's latency
-                QUERY_SECONDS.labels(route).observe(time.perf_counter() - started)
+        await self.app(scope, receive, send_with_position)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -104,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.verifier = settings.token_verifier()
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(TimingMiddleware)
+    app.add_middleware(ReadPositionMiddleware)
+    app.add_middleware(HttpMetrics)
     if (cors := cors_options(settings.cors_origins)) is not None:
         app.add_middleware(CORSMiddleware, **cors)  # added last: outermost, preflights first
     errors.install(app)

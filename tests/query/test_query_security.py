@@ -146,9 +146,12 @@ async def test_health_and_ready_need_no_token_and_metrics_time_queries(
     metrics = await query.get("/metrics")
     assert metrics.status_code == 200
     text = metrics.text
-    assert "ordertrail_query_seconds" in text
+    assert "ordertrail_query_seconds" not in text  # renamed (README changelog)
     # Labelled by route template, not by the raw path (bounded label values).
-    assert 'route="/api/v1/products/{product_id}"' in text
+    assert (
+        'http_request_duration_seconds_count{method="GET",'
+        'route="/api/v1/products/{product_id}",status="404"}'
+    ) in text
     assert str(product_id) not in text
 
 
