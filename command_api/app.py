@@ -28,6 +28,7 @@ from command_api.routes import feed, health, orders, products, stock
 from core import heap, openapi
 from core.cors import with_cors
 from core.db import create_engine
+from core.errors import ValidationErrorResponse
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
 from core.metrics import (
@@ -183,7 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await dispose(wired.engine)
 
     app = FrontedFastAPI(
-        title="ordertrail command API", version="1", description=DESCRIPTION, lifespan=lifespan
+        title="ordertrail command API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.verifier = settings.token_verifier()
     errors.install(app)
@@ -193,7 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     if OPS_ROUTES:
         ops_routes.mount(app, settings.metrics_refresh_seconds)
-    openapi.declare_bearer(app)
+    openapi.finish_schema(app, {"ValidationErrorResponse": ValidationErrorResponse})
     app.front = front(app, routers, settings)
     return app
 

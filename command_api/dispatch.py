@@ -18,7 +18,7 @@ from core.auth import Principal
 from core.http import authorize, bearer_token, read_headers, request_id
 from core.logging import bind
 from core.metrics import COMMANDS, labelled
-from core.openapi import documents, model_headers
+from core.openapi import documents, header, model_headers
 from eventstore.base import IdempotencyClaim, StoredResponse
 from eventstore.records import StoreUnavailable
 from eventstore.repository import Context, Outcome, Repository
@@ -144,7 +144,22 @@ class CommandHeaders(BaseModel):
     causation_id: str | None = Field(None, alias="X-Causation-ID", pattern=TOKEN_PATTERN)
 
 
-@documents(parameters=model_headers(CommandHeaders), bearer=True)
+@documents(
+    parameters=model_headers(CommandHeaders),
+    bearer=True,
+    success_headers={
+        "ETag": header("The stream's version after the command", '"3"'),
+        "X-Position": header(
+            "The position token of the command's last event: send it as X-Min-Position to "
+            "the query API to read your own write"
+        ),
+        "Idempotent-Replayed": header(
+            "`true` when this is the stored answer of an earlier request with the same "
+            "Idempotency-Key (nothing was appended again)",
+            "true",
+        ),
+    },
+)
 async def command_runner(request: Request) -> CommandRunner:
     """Collect the request's part of a command: who, which key, which version, which ids.
 

@@ -21,7 +21,7 @@ def error(
     status: int, detail: str, code: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """An error response in the API's shape."""
-    return JSONResponse({"detail": detail, "code": code}, status, headers)
+    return JSONResponse(shared_errors.error_body(detail, code), status, headers)
 
 
 async def domain_error(_: Request, exc: Exception) -> JSONResponse:

@@ -7,7 +7,7 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.auth import InvalidToken, KeysUnavailable, Principal, TokenVerifier
+from core.errors import ApiError, error_body
 from core.logging import bind, unbind
 from core.openapi import documents
 
@@ -40,7 +41,8 @@ class RequestContextMiddleware:
         try:
             body = await read_body(receive, self.max_body_bytes, _declared_length(scope))
             if body is None:
-                await _send_json(send, 413, {"detail": f"body over {self.max_body_bytes} bytes"})
+                detail = f"body over {self.max_body_bytes} bytes"
+                await _send_json(send, 413, error_body(detail, "body_too_large"))
                 return
             await self.app(scope, replay(body, receive), send)
         finally:
@@ -133,16 +135,16 @@ def _with_request_id(send: Send, request_id: str) -> Send:
     return wrapped
 
 
-async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
-def unauthorized(detail: str) -> HTTPException:
+def unauthorized(detail: str, code: str = "invalid_token") -> HTTPException:
     """A 401 that tells the client which scheme to use."""
-    return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+    return ApiError(401, detail, code, headers={"WWW-Authenticate": "Bearer"})
 
 
 def bearer_token(request: Request) -> str | None:
@@ -188,18 +190,18 @@ async def authorize(
     503 when the identity provider's keys cannot be read and none are known yet.
     """
     if token is None:
-        raise unauthorized("missing bearer token")
+        raise unauthorized("missing bearer token", "missing_token")
     verifier: TokenVerifier = request.app.state.verifier
     try:
         principal = await verifier.verify(token)
     except InvalidToken:
         raise unauthorized("invalid or expired token") from None
     except KeysUnavailable:
-        raise HTTPException(
-            503, detail="token signing keys are unavailable", headers={"Retry-After": "5"}
+        raise ApiError(
+            503, "token signing keys are unavailable", "unavailable", headers={"Retry-After": "5"}
         ) from None
     if scope not in principal.scopes and principal.scopes.isdisjoint(implied_by):
-        raise HTTPException(403, detail=f"token lacks scope {scope}")
+        raise ApiError(403, f"token lacks scope {scope}", "insufficient_scope")
     return principal
 
 

@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 
 from core import openapi
 from core.auth import Principal
-from core.errors import ADMIN_ERRORS, error_responses
+from core.errors import ADMIN_ERRORS, error_body, error_responses
 from core.http import require_scope
 from core.metrics import (
     PARKED_EVENTS,
@@ -140,7 +140,8 @@ def _plain(data: Any) -> Any:
 
 async def read_models_unavailable(_: Request, exc: Exception) -> JSONResponse:
     """MongoDB cannot be reached (only these routes need it)."""
-    return JSONResponse({"detail": "read models unavailable"}, 503, {"Retry-After": "1"})
+    body = error_body("read models unavailable", "unavailable")
+    return JSONResponse(body, 503, {"Retry-After": "1"})
 
 
 async def refresh_lag_gauges(ports: OpsPorts) -> None:

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import errors, heap, openapi
 from core.cors import cors_options
+from core.errors import ValidationErrorResponse, error_body
 from core.http import RequestContextMiddleware
 from core.logging import configure_logging
 from core.metrics import HttpMetrics
@@ -37,7 +38,8 @@ its read models include it, else 503 with `Retry-After`. Every answer carries `X
 async def mongo_unavailable(_: Request, exc: Exception) -> JSONResponse:
     """MongoDB cannot be reached."""
     log.warning("read models unavailable: %s", exc)
-    return JSONResponse({"detail": "read models unavailable"}, 503, {"Retry-After": "1"})
+    body = error_body("read models unavailable", "unavailable")
+    return JSONResponse(body, 503, {"Retry-After": "1"})
 
 
 class ReadPositionMiddleware:
@@ -93,7 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await client.close()
 
     app = FastAPI(
-        title="ordertrail query API", version="1", description=DESCRIPTION, lifespan=lifespan
+        title="ordertrail query API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.verifier = settings.token_verifier()
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
@@ -105,5 +111,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(PyMongoError, mongo_unavailable)
     for module in (products, stock, orders, dashboards, audit, live, health):
         app.include_router(openapi.document(module.router))
-    openapi.declare_bearer(app)
+    openapi.finish_schema(app, {"ValidationErrorResponse": ValidationErrorResponse})
     return app

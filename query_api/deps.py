@@ -13,8 +13,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from core.auth import Principal
+from core.errors import ApiError
 from core.http import read_headers, require_scope
-from core.openapi import documents, model_headers
+from core.openapi import documents, header, model_headers
 from core.settings import Settings
 from projections.documents import (
     AuditEntry,
@@ -26,6 +27,12 @@ from projections.documents import (
     StockDocument,
 )
 from query_api.freshness import TOKEN, CheckpointWatcher, NotFreshEnough, Seen, View
+
+READ_POSITION = {
+    "X-Read-Position": header(
+        "The position the read models answering this request include (empty before any)"
+    )
+}
 
 MAX_PAGE_SIZE = 200
 T = TypeVar("T", bound=Mapping[str, Any])
@@ -145,7 +152,7 @@ def fresh(*projections: str) -> Callable[..., Any]:
     position.
     """
 
-    @documents(parameters=model_headers(FreshnessHeaders))
+    @documents(parameters=model_headers(FreshnessHeaders), response_headers=READ_POSITION)
     async def dependency(request: Request, _: Reader) -> None:
         x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
@@ -185,7 +192,7 @@ def fresh_document(
     answers 422 for that).
     """
 
-    @documents(parameters=model_headers(FreshnessHeaders))
+    @documents(parameters=model_headers(FreshnessHeaders), response_headers=READ_POSITION)
     async def dependency(request: Request, _: Reader) -> Document | None:
         x_min_position = read_headers(FreshnessHeaders, request).min_position
         watcher: CheckpointWatcher = request.app.state.watcher
@@ -235,6 +242,5 @@ async def _read_document(
 
 
 def _behind(token: str) -> HTTPException:
-    return HTTPException(
-        503, detail=f"read models have not reached {token} yet", headers={"Retry-After": "1"}
-    )
+    detail = f"read models have not reached {token} yet"
+    return ApiError(503, detail, "not_caught_up", headers={"Retry-After": "1"})

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from command_api.feed import Feed, FeedPage, FeedQuery, page_body, sse_events
 from command_api.feed_schemas import FeedPageResponse
 from core.auth import Principal
-from core.errors import error_responses
+from core.errors import ApiError, error_responses
 from core.http import require_scope
 from core.metrics import FEED_EVENTS, FEED_REFUSED, FEED_STREAMS_ENDED, labelled
 from core.sse import MEDIA_TYPE, EventStream, comment
@@ -120,7 +120,7 @@ async def read_feed(
 def _full(feed: Feed) -> HTTPException:
     FEED_REFUSED.inc()
     detail = f"the feed has its maximum of {feed.max_clients} waiting clients; retry shortly"
-    return HTTPException(503, detail=detail, headers={"Retry-After": "5"})
+    return ApiError(503, detail, "too_many_clients", headers={"Retry-After": "5"})
 
 
 async def _stream(feed: Feed, query: FeedQuery, request: Request) -> Response:

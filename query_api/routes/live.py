@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from core.errors import ErrorResponse
+from core.errors import ApiError, ErrorResponse
 from core.metrics import LIVE_STREAMS_ENDED, labelled
 from core.sse import MEDIA_TYPE, EventStream, StreamEnded, comment
 from query_api.deps import MAX_PAGE_SIZE, Reader, ReadModels
@@ -75,7 +75,7 @@ async def _stream(request: Request, topic: Topic, event: str) -> EventStream:
     settings = request.app.state.settings
     if hub.listeners >= settings.live_max_clients:
         detail = f"the query API has its maximum of {settings.live_max_clients} live streams"
-        raise HTTPException(503, detail=detail, headers={"Retry-After": "5"})
+        raise ApiError(503, detail, "too_many_clients", headers={"Retry-After": "5"})
     resume = request.headers.get("last-event-id")
     if resume is not None and resume and not TOKEN.match(resume):
         raise HTTPException(422, detail="Last-Event-ID: not a position token")

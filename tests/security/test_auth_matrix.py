@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from command_api.app import create_app
 from core.auth import SCOPES
+from core.errors import ERROR_CODES
 from core.settings import Settings
 from query_api.app import create_app as create_query_app
 
@@ -142,13 +143,18 @@ async def test_route_answers_each_credential_as_documented(
     if variant in ("none", "malformed", "wrong signature", "expired"):
         assert response.status_code == 401, response.text
         assert response.headers["www-authenticate"].startswith("Bearer")
+        expected = "missing_token" if variant == "none" else "invalid_token"
+        assert response.json()["code"] == expected
     elif variant in {scope, "all scopes", *IMPLIED.get(scope or "", ())}:
         # Authorised: whatever the route says about the (empty) request, never 401/403/5xx.
         assert response.status_code not in (401, 403), response.text
         assert response.status_code < 500, response.text
     else:
         assert response.status_code == 403, response.text
-    assert "detail" in response.json() or response.status_code < 400
+        assert response.json()["code"] == "insufficient_scope"
+    if response.status_code >= 400:  # every error: {detail, code}, the code a listed one
+        body = response.json()
+        assert body["detail"] and body["code"] in ERROR_CODES, body
 
 
 @pytest.mark.parametrize("path", sorted(PUBLIC))
