@@ -25,7 +25,7 @@ from command_api.dispatch import command_runner
 from command_api.fastpath import CommandFastPath, FrontedFastAPI, fast_routes, natively_traced
 from command_api.feed import Feed, HeadWatch
 from command_api.routes import feed, health, orders, products, stock
-from core import heap, openapi
+from core import heap, openapi, tracing
 from core.cors import with_cors
 from core.db import create_engine
 from core.errors import ValidationErrorResponse
@@ -71,10 +71,11 @@ retries safe (a repeat replays the first answer with `Idempotent-Replayed: true`
 
 
 def record_append(streams: Sequence[StreamAppend], _: Position, seconds: float) -> None:
-    """Append metrics."""
+    """Append metrics, and the append's span when tracing."""
     APPEND_SECONDS.observe(seconds)
     for stream in streams:
         labelled(EVENTS_APPENDED, stream.stream_type).inc(len(stream.events))
+    tracing.append_span(streams, _, seconds)
 
 
 # NOTIFY is the fast path; the dramatiq message reaches workers whose LISTEN is down (a tick
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.require_secret()
     configure_logging(settings.log_level, settings.log_style)
+    tracing.configure_tracing("ordertrail-command-api")  # before FastAPI decides to trace
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from command_api.handlers import Handler
+from core import tracing
 from core.auth import Principal
 from core.http import authorize, bearer_token, read_headers, request_id
 from core.logging import bind
@@ -181,6 +182,7 @@ async def command_runner(request: Request) -> CommandRunner:
         correlation_id=metadata["correlation_id"],
         causation_id=metadata["causation_id"],
     )
+    tracing.inject(metadata)  # the worker's spans for these events join this request's trace
     key = headers.idempotency_key
     if key is not None:
         metadata["idempotency_key"] = key

@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import errors, heap, openapi
+from core import errors, heap, openapi, tracing
 from core.cors import cors_options
 from core.errors import ValidationErrorResponse, error_body
 from core.http import RequestContextMiddleware
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.require_secret()
     configure_logging(settings.log_level, settings.log_style)
+    tracing.configure_tracing("ordertrail-query-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import dramatiq
 
-from core import heap
+from core import heap, tracing
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.supervisor import Supervisor
@@ -87,6 +87,8 @@ class SubscriptionMiddleware(dramatiq.Middleware):
 # Settings are read once, here: everything below is given what it needs.
 SETTINGS = get_settings()
 configure_logging(SETTINGS.log_level, SETTINGS.log_style)
+# Before any client exists: PyMongo reads its command listeners when a client is made.
+tracing.configure_tracing("ordertrail-worker")
 subscriptions = SubscriptionMiddleware(SETTINGS)
 broker = create_broker(SETTINGS.redis_url)
 broker.add_middleware(subscriptions)

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core import tracing
 from core.db import create_engine
 from core.metrics import count_retry, count_snapshot
 from core.mongo import create_mongo_client, database
@@ -54,6 +55,8 @@ def read_side_over(
 def repository(store: EventStore, settings: Settings) -> Repository:
     """The repository commands go through: lost races retried, long streams snapshotted."""
     snapshots = snapshot_writer(store, settings.snapshot_interval, count_snapshot)
+    if tracing.enabled() and isinstance(store, PostgresEventStore):
+        store.on_appended(tracing.append_span)  # fulfilment's appends, in their traces
     return Repository(
         store, retries=settings.command_retries, on_retry=count_retry, snapshots=snapshots
     )

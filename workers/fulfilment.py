@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
+from core import tracing
 from domain.errors import DomainError, InvalidOrderTransition
 from domain.inventory import StockItem
 from domain.orders import PENDING, Order
@@ -31,6 +32,7 @@ class FulfilmentProcess:
 
     name = FULFILMENT
     handles = frozenset({"OrderPlaced", "OrderCancelled", "OrderShipped"})
+    traces_events = True  # each reaction is its own span: the runner adds none per event
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
@@ -44,7 +46,15 @@ class FulfilmentProcess:
                 raise ProjectorError(event, exc) from exc
 
     async def react(self, event: StoredEvent) -> None:
-        """The reaction to one order event."""
+        """The reaction to one order event, as a span of the trace of the command behind it."""
+        attributes = {
+            "ordertrail.stream_id": str(event.stream_id),
+            "ordertrail.position": event.token,
+        }
+        with tracing.event_span(f"fulfil {event.type}", event.metadata, attributes):
+            await self._react(event)
+
+    async def _react(self, event: StoredEvent) -> None:
         order_id, ctx = event.stream_id, caused_by(event)
         if event.type == "OrderPlaced":
             await self.fulfil(order_id, event.data["lines"], ctx)
@@ -127,4 +137,5 @@ def caused_by(event: StoredEvent) -> Context:
     """Metadata of follow-up commands: same correlation, caused by this event."""
     correlation = event.metadata.get("correlation_id") or str(event.event_id)
     metadata = {"actor": ACTOR, "correlation_id": correlation, "causation_id": str(event.event_id)}
+    tracing.inject(metadata)  # its follow-up events stay in the same trace
     return Context(metadata=metadata)

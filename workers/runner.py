@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core import tracing
 from core.metrics import BATCH_EVENTS, BATCH_SECONDS, SUBSCRIBER_FAILURES, labelled
 from core.retry import Backoff, retry
 from core.supervisor import describe, kind_of
@@ -142,9 +143,12 @@ class CatchUp:
     async def _write(self, subscriber: Subscriber, events: list[StoredEvent]) -> bool:
         """Apply the events the subscriber handles, timing the batch; whether there were any."""
         relevant = [e for e in events if e.type in subscriber.handles]
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         if relevant:  # nothing to write: skip the reads some projections start with
-            await self.apply(subscriber, relevant)
+            with tracing.span(f"project batch {subscriber.name}", events=len(relevant)):
+                await self.apply(subscriber, relevant)
+            if tracing.enabled() and not getattr(subscriber, "traces_events", False):
+                _trace_events(subscriber.name, relevant, started_ns)
         BATCH_SECONDS.labels(subscriber.name).observe(time.perf_counter() - started)
         BATCH_EVENTS.labels(subscriber.name).observe(len(events))
         return bool(relevant)
@@ -300,6 +304,27 @@ class CatchUp:
         )
         await self.parked.park(name, event, message, attempts)
         await self.checkpoints.record_error(name, message)
+
+
+def _trace_events(name: str, events: list[StoredEvent], started_ns: int) -> None:
+    """A span per event in its command's trace: `name` applied it, in this batch's time."""
+    tracing.event_spans(
+        f"project {name}",
+        [
+            (
+                event.metadata or {},
+                {
+                    "ordertrail.subscriber": name,
+                    "ordertrail.event_type": event.type,
+                    "ordertrail.stream_id": str(event.stream_id),
+                    "ordertrail.position": event.token,
+                },
+            )
+            for event in events
+        ],
+        started_ns,
+        time.time_ns(),
+    )
 
 
 def event_fields(event: StoredEvent, subscriber: str) -> dict[str, Any]:
