@@ -77,11 +77,14 @@ class ProgressReporter:
 
     def __init__(self, jobs: Jobs, job_id: str, interval: float = 0.5) -> None:
         self.jobs, self.job_id, self.interval = jobs, job_id, interval
-        self.started = self.last = time.monotonic()
+        self.started: float | None = None  # the first report: applying starts (see rebuild)
+        self.last = time.monotonic()
         self.pending: tuple[int, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         """Note progress (called from the rebuild's batches)."""
+        if self.started is None:
+            self.started = time.monotonic()
         self.pending = (done, total)
 
     async def flush(self, force: bool = False) -> None:
@@ -90,7 +93,7 @@ class ProgressReporter:
         if self.pending is None or (not force and now - self.last < self.interval):
             return
         done, total = self.pending
-        rate = done / max(now - self.started, 1e-9)
+        rate = done / max(now - (self.started or now), 1e-9)
         eta = (total - done) / rate if rate else None
         await self.jobs.update(
             self.job_id, done=done, total=total, rate=round(rate, 1), eta_seconds=eta

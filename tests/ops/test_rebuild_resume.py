@@ -26,6 +26,8 @@ def interrupt_after(batches: int):  # type: ignore[no-untyped-def]
 
     def progress(done: int, total: int) -> None:
         nonlocal seen
+        if done == 0:
+            return  # the report that applying starts, before any batch
         seen += 1
         if seen > batches:
             raise Interrupted(f"stopped at {done} of {total}")
@@ -79,3 +81,19 @@ async def test_status_shows_a_long_transaction_holding_readers_back(
     assert report["subscribers"]["products"]["lag_events"] == 20  # shown as lag
     assert pid in [h["pid"] for h in report["store"]["held_back_by"]]
     assert len(await pg_store.read_all()) == 20  # and nothing was skipped
+
+
+async def test_progress_starts_with_nothing_done_and_the_rate_is_over_applying(
+    engine: AsyncEngine, pg_store: PostgresEventStore, mongo_db: Db, clean_db: None
+) -> None:
+    """(0, total) first, so a bar or a job measures its rate from where applying starts, the
+    summary's rate is events over the same span, and the whole takes at least as long."""
+    await seed_catalog(pg_store, 50, "rate")
+    reports: list[tuple[int, int]] = []
+    result = await rebuild(
+        "products", read_side_over(engine, mongo_db), progress=lambda d, t: reports.append((d, t))
+    )
+    assert reports[0] == (0, reports[0][1]) and reports[0][1] >= result.events > 0
+    assert reports[-1][0] <= result.events
+    assert 0 < result.apply_seconds <= result.seconds
+    assert result.rate == result.events / result.apply_seconds

@@ -91,6 +91,8 @@ async def test_a_rebuild_killed_between_flushes_resumes_to_the_same_documents(
 
     def die_after_two_flushes(done: int, total: int) -> None:
         nonlocal flushes
+        if done == 0:
+            return  # the report that applying starts, before any flush
         flushes += 1
         if flushes == 2:
             raise Interrupted(f"{done} of {total}")
