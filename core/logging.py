@@ -136,7 +136,9 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
-        if old.get_name() == _HANDLER_NAME:  # ours from an earlier call; others (pytest's) stay
+        # Ours from an earlier call, and plain stream handlers (dramatiq's worker installs one:
+        # every line came out twice); pytest's capture handlers stay.
+        if old.get_name() == _HANDLER_NAME or type(old) is logging.StreamHandler:
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
