@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
-from command_api import errors
+from command_api import console, errors
 from command_api.dispatch import command_runner
 from command_api.fastpath import CommandFastPath, FrontedFastAPI, fast_routes, natively_traced
 from command_api.feed import Feed, HeadWatch
@@ -151,7 +151,8 @@ def wire_ops(
     side = ReadSide(store, PostgresInspector(engine), PostgresLeases(engine), db)
     stalled = settings.subscriber_stalled_seconds
     enqueue = ops_routes.enqueuer(broker.enqueue)
-    app.state.ops = ops_routes.OpsPorts(side, Jobs(db), enqueue, stalled)
+    repository = app.state.repository  # fulfilment's retried steps issue commands through it
+    app.state.ops = ops_routes.OpsPorts(side, Jobs(db), enqueue, stalled, repository)
     return client
 
 
@@ -200,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     if OPS_ROUTES:
         ops_routes.mount(app, settings.metrics_refresh_seconds)
+        app.include_router(console.router)  # the page over the ops routes
     openapi.finish_schema(app, {"ValidationErrorResponse": ValidationErrorResponse})
     app.front = front(app, routers, settings)
     return app

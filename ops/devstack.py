@@ -41,6 +41,8 @@ from ops.supervision import ChildProcess, DevStack, DevStackError
 DEV_ENV_FILE = "dev.env"
 DEV_TOKEN_FILE = "dev-token"
 DEV_TOKEN_TTL_SECONDS = 24 * 3600
+# The command API reads it (command_api/console): kept as a literal so the CLI need not import it.
+CONSOLE_LOGIN_CODE_ENV = "ORDERTRAIL_CONSOLE_LOGIN_CODE"
 DEV_MONGODB_DB = "ordertrail"
 
 
@@ -132,9 +134,13 @@ def _run(options: DevOptions, cleanup: contextlib.ExitStack) -> int:
     services = _ensure_services(state_dir, stack, cleanup)
     secret = os.environ.get("JWT_SECRET") or load_or_create_secret(state_dir)
     _export_dev_env(services, secret)
+    # The console link logs in once with this code (the token itself never goes in a URL).
+    login_code = secrets.token_urlsafe(18)
+    os.environ[CONSOLE_LOGIN_CODE_ENV] = login_code
     _apply_migrations(services.postgres.url)
     stack.start_all(dev_children(options, dict(os.environ)))
-    _print_banner(options, services, _write_dev_token(state_dir, secret), state_dir)
+    token = _write_dev_token(state_dir, secret)
+    _print_banner(options, services, token, state_dir, login_code)
     dead = stack.supervise()
     raise DevStackError(f"{dead.spec.name} (pid {dead.pid}) exited with code {dead.returncode}")
 
@@ -254,7 +260,9 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _print_banner(options: DevOptions, services: Services, token: str, state: Path) -> None:
+def _print_banner(
+    options: DevOptions, services: Services, token: str, state: Path, login_code: str
+) -> None:
     """Tell the developer where everything is (plain echo: rich would wrap the long token)."""
     url = base_url(options.host, options.port)
     mongo, redis = services.mongo, services.redis
@@ -265,6 +273,9 @@ def _print_banner(options: DevOptions, services: Services, token: str, state: Pa
     typer.echo(f"  Database:  {_safe_url(services.postgres.url)} ({services.postgres.kind})")
     typer.echo(f"  MongoDB:   {_safe_url(mongo.url)} ({mongo.kind}), database {_mongo_db()}")
     typer.echo(f"  Redis:     {_safe_url(redis.url)} ({redis.kind})")
+    typer.echo(
+        f"  Console:   {url}/console/#code={login_code}   (logs in once; then paste a token)"
+    )
     typer.echo(f"  Token:     {token}")
     typer.echo(f"  (all scopes, 24 h; saved in {state / DEV_TOKEN_FILE}; more: ordertrail token)")
     typer.echo("Press Ctrl-C to stop.\n")

@@ -1,4 +1,4 @@
-"""The ops HTTP routes (scope ops:admin): status, stream events, rebuild and replay jobs.
+"""The ops HTTP routes (scope ops:admin): status, parked events, streams, audit and jobs.
 
 One router, mounted by the command API's composition root with the ports it built (`OpsPorts`).
 The routes reach the stores only through those ports. Commands never wait on what only these
@@ -18,6 +18,7 @@ from uuid import UUID
 from dramatiq import Message
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
 from core import openapi
@@ -31,12 +32,17 @@ from core.metrics import (
     SUBSCRIBER_UP,
     CachedRefresh,
 )
+from domain.values import product_id, stock_item_id
+from eventstore.repository import Repository
 from messaging import REBUILD_ACTOR, REPLAY_ACTOR, job_message
 from ops.schemas import StoredEventResponse, StreamEventsResponse
 from ops.status import gather_status, to_json
-from subscriptions import PROJECTION_NAMES
+from projections.aliases import Aliases
+from projections.checkpoints import ParkedEvents
+from subscriptions import PROJECTION_NAMES, SUBSCRIBER_NAMES
 from subscriptions.ports import ReadSide
 from workers.jobs import Jobs
+from workers.replay import retry_parked
 
 router = APIRouter(prefix="/api/v1/ops", tags=["ops"])
 NOT_FOUND = {**ADMIN_ERRORS, **error_responses(e404="No such projection, stream or job")}
@@ -51,6 +57,7 @@ class OpsPorts:
     jobs: Jobs  # the job documents, in the read-model database
     enqueue: Callable[[Message[Any]], Awaitable[None]]  # a job message, to some worker
     stalled_after: float  # seconds without a heartbeat before an owner shows as stalled
+    repository: Repository  # fulfilment's commands, when its parked events are retried
 
 
 def ops_ports(request: Request) -> OpsPorts:
@@ -119,6 +126,115 @@ async def job(
         raise HTTPException(404, detail=f"job {job_id} not found")
     found["job_id"] = found.pop("_id")
     return JSONResponse(content=_plain(found))
+
+
+@router.get("/jobs", responses=ADMIN_ERRORS)
+async def list_jobs(
+    ports: Ports, _: Admin, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> JSONResponse:
+    """The newest jobs first, with their status and progress (the console's history)."""
+    found = await ports.jobs.recent(limit)
+    for doc in found:
+        doc["job_id"] = doc.pop("_id")
+    return JSONResponse(content=_plain({"jobs": found}))
+
+
+@router.get("/parked", responses={**ADMIN_ERRORS, **error_responses(e404="No such subscriber")})
+async def list_parked(
+    ports: Ports,
+    _: Admin,
+    subscriber: str | None = None,
+    skipped: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    """Parked events per subscriber, oldest first (and skipped ones, when asked)."""
+    names = [_subscriber(subscriber)] if subscriber else list(SUBSCRIBER_NAMES)
+    parked, found = ParkedEvents(ports.side.db), {}
+    for name in names:
+        events = await parked.list(name, limit)
+        if skipped:
+            events += (await parked.skipped(name))[:limit]
+        found[name] = {"waiting": await parked.count(name), "events": events}
+    return JSONResponse(content=_plain({"subscribers": found}))
+
+
+@router.post(
+    "/parked/{subscriber}/retry",
+    responses={**ADMIN_ERRORS, **error_responses(e404="No such subscriber")},
+)
+async def retry_parked_events(subscriber: str, ports: Ports, _: Admin) -> JSONResponse:
+    """Apply a subscriber's parked events again (after a fix): {retried, fixed, still_failing}."""
+    name = _subscriber(subscriber)
+    result = await retry_parked(name, ports.side, ports.repository)
+    return JSONResponse(content=_plain({"subscriber": name, **result}))
+
+
+class SkipRequest(BaseModel):
+    """Which parked event to give up on, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    position: str = Field(pattern=r"^[0-9a-f]{32}$", description="The parked event's position")
+    reason: str = Field("", max_length=500)
+
+
+@router.post(
+    "/parked/{subscriber}/skip",
+    responses={**ADMIN_ERRORS, **error_responses(e404="No such subscriber or parked event")},
+)
+async def skip_parked_event(
+    subscriber: str, body: SkipRequest, ports: Ports, who: Admin
+) -> dict[str, object]:
+    """Give up on one parked event for good (kept as skipped; audits stop calling it a hole)."""
+    name = _subscriber(subscriber)
+    if not await ParkedEvents(ports.side.db).skip(name, body.position, who.subject, body.reason):
+        raise HTTPException(404, detail=f"{name} has no parked event waiting at {body.position}")
+    return {"subscriber": name, "position": body.position, "skipped": True}
+
+
+@router.get("/streams", responses=ADMIN_ERRORS)
+async def streams_by_sku(
+    ports: Ports, _: Admin, sku: Annotated[str, Query(min_length=1, max_length=64)]
+) -> dict[str, object]:
+    """The streams of a SKU: its product and its stock item, those that exist."""
+    candidates = {product_id(sku): "Product", stock_item_id(sku): "StockItem"}
+    known = await ports.side.inspector.known_streams(candidates)
+    streams = [
+        {"stream_id": str(sid), "stream_type": kind}
+        for sid, kind in candidates.items()
+        if sid in known
+    ]
+    return {"sku": sku, "streams": streams}
+
+
+@router.get("/audit", responses=ADMIN_ERRORS)
+async def audit_entries(
+    ports: Ports,
+    _: Admin,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
+    correlation_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JSONResponse:
+    """The audit log, newest first, filtered by actor, event type and correlation id (each
+    filter has its index)."""
+    query = {
+        field: value
+        for field, value in (("actor", actor), ("type", type), ("correlation_id", correlation_id))
+        if value
+    }
+    names = (await Aliases(ports.side.db).live("audit_log"))[1]
+    collection = ports.side.db[names["audit_log"]]
+    entries = [doc async for doc in collection.find(query).sort("_id", -1).limit(limit)]
+    for entry in entries:
+        entry.pop("_id", None)
+    return JSONResponse(content=_plain({"entries": entries}))
+
+
+def _subscriber(name: str) -> str:
+    if name not in SUBSCRIBER_NAMES:
+        raise HTTPException(404, detail=f"unknown subscriber {name!r}")
+    return name
 
 
 async def _enqueue(ports: OpsPorts, kind: str, actor: str, target: str) -> dict[str, str]:

@@ -51,6 +51,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("stream_id", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("actor", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("type", ASCENDING), ("_id", DESCENDING)]),
+        # The ops console follows one business operation: by correlation id, newest first.
+        IndexModel([("correlation_id", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("recorded_at", DESCENDING)]),
     ],
 }

@@ -33,6 +33,12 @@ COMMAND_OPERATIONS = {
     "startRebuild",
     "startReplay",
     "getJob",
+    "listJobs",
+    "listParked",
+    "retryParkedEvents",
+    "skipParkedEvent",
+    "getStreamsBySku",
+    "getAuditEntries",
 }
 QUERY_OPERATIONS = {
     "listProducts",
