@@ -163,6 +163,16 @@ def test_dev_serves_the_api_projects_and_stops_on_sigint(dev_run: DevRun) -> Non
 
     assert health.status_code == 200, health.text
     assert created.status_code == 201, created.text
+    # The banner's console link logs in once, with a code that is not the token.
+    link = re.search(r"^\s*Console:\s+(http\S+)/console/#code=(\S+)", dev_run.log.read_text(), re.M)
+    assert link is not None and link.group(1) == dev_run.url
+    assert dev_run.token not in link.group(0)
+    with httpx.Client(base_url=dev_run.url, timeout=10.0, trust_env=False) as client:
+        traded = client.post("/console/login", json={"code": link.group(2)})
+        assert traded.status_code == 200, traded.text
+        ops = {"Authorization": f"Bearer {traded.json()['token']}"}
+        assert client.get("/api/v1/ops/status", headers=ops).status_code == 200
+        assert client.post("/console/login", json={"code": link.group(2)}).status_code == 404
     assert (dev_run.state_dir / "dev-token").read_text().strip() == dev_run.token
     assert "JWT_SECRET=" in (dev_run.state_dir / "dev.env").read_text()
     assert {"command-api", "query-api", "worker"} <= dev_run.child_pids.keys()
