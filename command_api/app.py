@@ -151,8 +151,7 @@ def wire_ops(
     side = ReadSide(store, PostgresInspector(engine), PostgresLeases(engine), db)
     stalled = settings.subscriber_stalled_seconds
     enqueue = ops_routes.enqueuer(broker.enqueue)
-    repository = app.state.repository  # fulfilment's retried steps issue commands through it
-    app.state.ops = ops_routes.OpsPorts(side, Jobs(db), enqueue, stalled, repository)
+    app.state.ops = ops_routes.OpsPorts(side, Jobs(db), enqueue, stalled)
     return client
 
 

@@ -13,6 +13,7 @@ QUEUE = "ordertrail"
 APPENDED_ACTOR = "appended"
 REBUILD_ACTOR = "rebuild_projection"
 REPLAY_ACTOR = "replay_stream"
+RETRY_ACTOR = "retry_parked"
 
 
 def create_broker(redis_url: str) -> RedisBroker:

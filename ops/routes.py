@@ -33,8 +33,7 @@ from core.metrics import (
     CachedRefresh,
 )
 from domain.values import product_id, stock_item_id
-from eventstore.repository import Repository
-from messaging import REBUILD_ACTOR, REPLAY_ACTOR, job_message
+from messaging import REBUILD_ACTOR, REPLAY_ACTOR, RETRY_ACTOR, job_message
 from ops.schemas import StoredEventResponse, StreamEventsResponse
 from ops.status import gather_status, to_json
 from projections.aliases import Aliases
@@ -42,7 +41,6 @@ from projections.checkpoints import ParkedEvents
 from subscriptions import PROJECTION_NAMES, SUBSCRIBER_NAMES
 from subscriptions.ports import ReadSide
 from workers.jobs import Jobs
-from workers.replay import retry_parked
 
 router = APIRouter(prefix="/api/v1/ops", tags=["ops"])
 NOT_FOUND = {**ADMIN_ERRORS, **error_responses(e404="No such projection, stream or job")}
@@ -57,7 +55,6 @@ class OpsPorts:
     jobs: Jobs  # the job documents, in the read-model database
     enqueue: Callable[[Message[Any]], Awaitable[None]]  # a job message, to some worker
     stalled_after: float  # seconds without a heartbeat before an owner shows as stalled
-    repository: Repository  # fulfilment's commands, when its parked events are retried
 
 
 def ops_ports(request: Request) -> OpsPorts:
@@ -160,13 +157,15 @@ async def list_parked(
 
 @router.post(
     "/parked/{subscriber}/retry",
+    status_code=202,
     responses={**ADMIN_ERRORS, **error_responses(e404="No such subscriber")},
 )
-async def retry_parked_events(subscriber: str, ports: Ports, _: Admin) -> JSONResponse:
-    """Apply a subscriber's parked events again (after a fix): {retried, fixed, still_failing}."""
+async def retry_parked_events(subscriber: str, ports: Ports, _: Admin) -> dict[str, str]:
+    """Apply a subscriber's parked events again (after a fix), on a worker: the job's result is
+    {retried, fixed, still_failing}. A worker, because retrying refolds documents with the
+    projection's own code, which the command API does not carry."""
     name = _subscriber(subscriber)
-    result = await retry_parked(name, ports.side, ports.repository)
-    return JSONResponse(content=_plain({"subscriber": name, **result}))
+    return await _enqueue(ports, "retry", RETRY_ACTOR, name)
 
 
 class SkipRequest(BaseModel):

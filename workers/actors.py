@@ -19,11 +19,18 @@ from core import heap, tracing
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.supervisor import Supervisor
-from messaging import APPENDED_ACTOR, QUEUE, REBUILD_ACTOR, REPLAY_ACTOR, create_broker
+from messaging import (
+    APPENDED_ACTOR,
+    QUEUE,
+    REBUILD_ACTOR,
+    REPLAY_ACTOR,
+    RETRY_ACTOR,
+    create_broker,
+)
 from subscriptions.ports import ReadSide
-from workers.bootstrap import read_side, subscription_service, worker_name
+from workers.bootstrap import read_side, repository, subscription_service, worker_name
 from workers.health import HealthServer
-from workers.runtime import rebuild_job, replay_job
+from workers.runtime import rebuild_job, replay_job, retry_job
 
 log = logging.getLogger(__name__)
 SERVICE_TASK = "subscription-service"
@@ -125,3 +132,15 @@ def rebuild_projection(job_id: str, projection: str) -> None:
 def replay_stream(job_id: str, stream_id: str) -> None:
     """Re-project one stream (job `job_id`)."""
     asyncio.run(run_job(replay_job, job_id, stream_id))
+
+
+@dramatiq.actor(
+    actor_name=RETRY_ACTOR, queue_name=QUEUE, max_retries=0, time_limit=JOB_TIME_LIMIT_MS
+)
+def retry_parked_events(job_id: str, subscriber: str) -> None:
+    """Apply a subscriber's parked events again (job `job_id`)."""
+
+    async def job(side: ReadSide, worker: str, job_id: str, target: str) -> None:
+        await retry_job(side, worker, job_id, target, repository(side.store, SETTINGS))
+
+    asyncio.run(run_job(job, job_id, subscriber))

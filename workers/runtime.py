@@ -1,4 +1,4 @@
-"""Running ops jobs (rebuild, replay) on a worker, with their progress in the job document."""
+"""Ops jobs (rebuild, replay, retry) run on a worker, with their progress in the job document."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Any
 from uuid import UUID
 
 from core.supervisor import Supervisor
+from eventstore.repository import Repository
 from subscriptions.ports import ReadSide
 from workers.jobs import Jobs, ProgressReporter
 from workers.rebuild import rebuild
-from workers.replay import replay_stream
+from workers.replay import replay_stream, retry_parked
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,17 @@ async def rebuild_job(side: ReadSide, worker: str, job_id: str, projection: str)
 
     async def work(side: ReadSide, reporter: ProgressReporter) -> Any:
         return await rebuild(projection, side, progress=reporter)
+
+    await run_job(side, worker, job_id, work)
+
+
+async def retry_job(
+    side: ReadSide, worker: str, job_id: str, subscriber: str, repository: Repository
+) -> None:
+    """The retry-a-subscriber's-parked-events job: {retried, fixed, still_failing}."""
+
+    async def work(side: ReadSide, reporter: ProgressReporter) -> Any:
+        return await retry_parked(subscriber, side, repository)
 
     await run_job(side, worker, job_id, work)
 

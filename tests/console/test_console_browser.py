@@ -7,6 +7,7 @@ screenshot under the test's output directory.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -167,19 +168,16 @@ def test_a_rebuild_started_from_the_page_reaches_100_percent(
     )
     browser.find_element(By.CSS_SELECTOR, "#rebuild-form button").click()
     assert "Rebuild stock?" in accept_dialog(browser)
-    row = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#jobs-table tbody tr"))[0]
-    assert "stock" in row.text
+    queued = wait(browser, lambda b: re.search(r"job ([0-9a-f]{8})", flash(b)))
+    row = f"#jobs-table tbody tr[data-job^='{queued.group(1)}']"  # this job's row, by its id
     done = wait(
         browser,
         lambda b: (
-            (r := b.find_element(By.CSS_SELECTOR, "#jobs-table tbody tr")).get_attribute(
-                "data-status"
-            )
-            == "done"
-            and r
+            (r := b.find_element(By.CSS_SELECTOR, row)).get_attribute("data-status") == "done" and r
         ),
         60,
     )
+    assert "rebuild" in done.text and "stock" in done.text
     assert done.get_attribute("data-percent") == "100" and "100 %" in done.text
     bar = done.find_element(By.TAG_NAME, "progress")
     assert bar.get_attribute("value") == bar.get_attribute("max")

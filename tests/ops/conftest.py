@@ -6,12 +6,13 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from core.settings import Settings
+from tests.support.processes import dramatiq_worker
 
 ORDERTRAIL = Path(sys.executable).parent / "ordertrail"
 Cli = Callable[..., Awaitable[subprocess.CompletedProcess[str]]]
@@ -41,3 +42,18 @@ def cli(read_settings: Settings) -> Cli:
         )
 
     return run
+
+
+@pytest.fixture
+def worker_process(read_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker on the test's stores and the run's Redis."""
+    env = {
+        "DATABASE_URL": read_settings.database_url,
+        "MONGODB_URL": read_settings.mongodb_url,
+        "MONGODB_DB": read_settings.mongodb_db,
+        "REDIS_URL": read_settings.redis_url,
+        "JWT_SECRET": "unused-by-the-cli-" + "x" * 16,
+        "PROJECTION_TICK_SECONDS": "0.1",
+    }
+    with dramatiq_worker(env, tmp_path / "worker.log") as process:
+        yield process

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -18,26 +17,10 @@ from eventstore.postgres import PostgresEventStore
 from projections.aliases import Aliases
 from tests.ops.helpers import Db, caught_up
 from tests.readside.test_fulfilment import place, setup_catalog
-from tests.support.processes import dramatiq_worker
 from tests.support.servers import asgi_client
 
 Auth = Callable[..., dict[str, str]]
 ALL = ["products", "stock", "orders", "sales_daily", "audit_log", "fulfilment"]
-
-
-@pytest.fixture
-def worker_process(read_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real worker on the test's stores and the run's Redis."""
-    env = {
-        "DATABASE_URL": read_settings.database_url,
-        "MONGODB_URL": read_settings.mongodb_url,
-        "MONGODB_DB": read_settings.mongodb_db,
-        "REDIS_URL": read_settings.redis_url,
-        "JWT_SECRET": "unused-by-the-cli-" + "x" * 16,
-        "PROJECTION_TICK_SECONDS": "0.1",
-    }
-    with dramatiq_worker(env, tmp_path / "worker.log") as process:
-        yield process
 
 
 @pytest.fixture

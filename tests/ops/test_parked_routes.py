@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -13,6 +14,7 @@ from core.settings import Settings
 from domain.values import product_id, stock_item_id
 from eventstore.postgres import PostgresEventStore
 from tests.ops.helpers import Db, caught_up
+from tests.ops.test_jobs import finished
 from tests.readside.test_fulfilment import setup_catalog
 from tests.readside.test_reliability import insert_poison
 from tests.support.servers import asgi_client
@@ -34,7 +36,7 @@ async def test_parked_events_are_listed_retried_and_skipped_over_http(
     ops_api: httpx.AsyncClient,
     auth: Auth,
     admin: dict[str, str],
-    worker: SubscriptionService,
+    worker_process: subprocess.Popen[bytes],
     pg_store: PostgresEventStore,
     engine: AsyncEngine,
     mongo_db: Db,
@@ -53,9 +55,13 @@ async def test_parked_events_are_listed_retried_and_skipped_over_http(
         await ops_api.get(PARKED, params={"subscriber": "nope"}, headers=admin)
     ).status_code == 404
 
-    retried = await ops_api.post(f"{PARKED}/products/retry", headers=admin)
-    assert retried.status_code == 200 and retried.json()["fixed"] == 0
-    assert retried.json()["still_failing"]  # the product never existed: still parked
+    # A worker runs the retry (it refolds with the projection's code): a job to follow.
+    started = await ops_api.post(f"{PARKED}/products/retry", headers=admin)
+    assert started.status_code == 202, started.text
+    job = await finished(ops_api, admin, started.json()["status_url"])
+    assert job["status"] == "done" and job["kind"] == "retry" and job["target"] == "products"
+    assert job["result"]["fixed"] == 0 and job["result"]["retried"] == 1
+    assert job["result"]["still_failing"]  # the product never existed: still parked
 
     skip = f"{PARKED}/products/skip"
     bad = await ops_api.post(skip, json={"position": "1.2"}, headers=admin)

@@ -241,13 +241,27 @@ async function inspect(event) {
 async function retry(name, count) {
   if (!confirm(`Retry the ${count} parked event(s) of ${name}?`)) return;
   try {
-    const result = await api("POST", `/api/v1/ops/parked/${name}/retry`);
+    // A worker runs the retry (it refolds documents with the projection's code): follow its job.
+    const started = await api("POST", `/api/v1/ops/parked/${name}/retry`);
+    flash(`Retrying ${name}'s parked events (job ${started.job_id.slice(0, 8)})…`);
+    const job = await finished(started.status_url);
+    if (job.status !== "done") throw new Error(job.error || `the job is ${job.status}`);
+    const result = job.result;
     const failing = result.still_failing.length;
     flash(`${name}: ${result.fixed} of ${result.retried} parked event(s) applied` + (failing ? `; ${failing} still failing` : ""), failing > 0);
   } catch (error) {
     flash(`Retry failed: ${error.message}`, true);
   }
   await loadParked();
+}
+
+async function finished(url, seconds = 120) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const job = await api("GET", url);
+    if (job.status === "done" || job.status === "failed" || Date.now() > deadline) return job;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
 }
 
 async function skip(name, event) {
