@@ -96,6 +96,16 @@ class EventStore(SnapshotStore, Protocol):
         """Committed events after `after`, in commit order, never skipping a late commit."""
         ...
 
+    async def read_by_position(
+        self, upto: Position, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """The events up to `upto` in commit order, in position order from above `after`.
+
+        For scans that meet another index kept by position (the audit log's `_id`): every event
+        up to a token its reader reached has committed, so no later page can gain one.
+        """
+        ...
+
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:

@@ -127,6 +127,13 @@ class InMemoryEventStore:
         after = after or ORIGIN
         return self.upcasting.events([e for e in self.events if e.position > after][:limit])
 
+    async def read_by_position(
+        self, upto: Position, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """The events up to `upto` in commit order, in position order from above `after`."""
+        events = (e for e in self.events if e.position <= upto and e.position.position > after)
+        return self.upcasting.events(sorted(events, key=_by_position)[:limit])
+
     async def purge_idempotency(self, limit: int) -> int:
         """Delete at most `limit` expired records nobody holds, oldest first; how many went."""
         now = time.monotonic()
@@ -193,3 +200,7 @@ class InMemoryEventStore:
             count, self.snapshots = len(self.snapshots), {}
             return count
         return 1 if self.snapshots.pop(stream_id, None) else 0
+
+
+def _by_position(event: StoredEvent) -> int:
+    return event.position.position

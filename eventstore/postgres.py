@@ -42,6 +42,7 @@ from eventstore.statements import (
     CURRENT_VERSIONS,
     NOTIFY,
     READ_ALL_FAST,
+    READ_BY_POSITION_FAST,
     READ_STREAM_FAST,
     Statement,
     append_results,
@@ -195,6 +196,20 @@ class PostgresEventStore:
         params = {"txid": str(after.transaction_id), "position": after.position, "limit": limit}
         async with translate_errors():
             rows = await self._fetch(READ_ALL_FAST, params)
+        return self.upcasting.events([row_to_event(row) for row in rows])
+
+    async def read_by_position(
+        self, upto: Position, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """The events up to `upto` in commit order, in position order (the primary key's)."""
+        params = {
+            "after": after,
+            "txid": str(upto.transaction_id),
+            "position": upto.position,
+            "limit": limit,
+        }
+        async with translate_errors():
+            rows = await self._fetch(READ_BY_POSITION_FAST, params)
         return self.upcasting.events([row_to_event(row) for row in rows])
 
     async def load_latest(self, stream_id: UUID) -> tuple[SnapshotRecord | None, list[StoredEvent]]:

@@ -101,6 +101,12 @@ _READ_ALL = sa.text(
     "ORDER BY transaction_id, position LIMIT :limit"
 )
 
+_READ_BY_POSITION = sa.text(
+    f"SELECT {EVENT_COLUMNS} FROM events WHERE position > :after "
+    "AND (transaction_id, position) <= (CAST(CAST(:txid AS text) AS xid8), :position) "
+    "ORDER BY position LIMIT :limit"
+)
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -135,6 +141,7 @@ APPEND_ONE_CHECKED_FAST = Statement.of(_APPEND_ONE_CHECKED)
 APPEND_BATCH_FAST = Statement.of(_APPEND_BATCH)
 READ_STREAM_FAST = Statement.of(_READ_STREAM)
 READ_ALL_FAST = Statement.of(_READ_ALL)
+READ_BY_POSITION_FAST = Statement.of(_READ_BY_POSITION)
 
 
 def row_to_event(row: Any) -> StoredEvent:

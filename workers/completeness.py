@@ -21,10 +21,10 @@ Exact while the projection moves:
 Bounded memory: streams are listed a page at a time by key range (a short statement each) and
 their events read through the store, upcast like every reader's. The one-document views read
 each stream a chunk at a time (workers/completeness_docs.py), so a long stream is never held
-whole; the audit log goes through the log in pages; documents with no stream are found by paging
-the collection by `_id`. The sales counters are recounted in a scratch collection of the
-read-model database and compared by one sorted cursor (workers/completeness_sales.py), so no
-audit's memory grows with history.
+whole; the audit log is merged with the store's events by position, one sorted cursor on each
+side; documents with no stream are found by paging the collection by `_id`. The sales counters
+are recounted in a scratch collection of the read-model database and compared by one sorted
+cursor (workers/completeness_sales.py), so no audit's memory grows with history.
 """
 
 from __future__ import annotations
@@ -251,15 +251,48 @@ async def _pages(collection: AsyncCollection[Document]) -> AsyncIterator[list[An
 async def _audit_log(
     side: ReadSide, collection: AsyncCollection[Document], upto: Position
 ) -> tuple[int, list[Hole]]:
-    """Every event up to the checkpoint has its exact entry; every entry has its event."""
-    store, checked, holes, after = side.store, 0, [], None
-    while page := [e for e in await store.read_all(after, PAGE * 5) if e.position <= upto]:
-        found = await documents(collection, [e.position.position for e in page])
+    """Every event up to the checkpoint has its exact entry; every entry has its event.
+
+    A merge join in position order, which is the entries' `_id`: one sorted cursor on the log
+    beside the store's events up to the checkpoint, read by position. Linear on any server and
+    flat in memory; a lookup per page of events was not (a server that answers a long `$in`
+    slowly made it quadratic at a million entries). An entry with no event up to the checkpoint
+    is lag if the store has its event (the projection moved on since), else unexpected.
+    """
+    events = _by_position(side.store, upto)
+    event = await anext(events, None)
+    checked, holes, unmatched = 0, [], []
+    async for entry in collection.find({}).sort("_id", 1).batch_size(PAGE * 5):
+        key = entry["_id"]
+        if not isinstance(key, int) or isinstance(key, bool):  # no event has such a position
+            holes.append({"kind": "unexpected", "position": key})
+            continue
+        while event is not None and event.position.position < key:  # no entry: missing
+            holes += compare(collection, event.token, audit_entry(event), None)
+            checked, event = checked + 1, await anext(events, None)
+        if event is not None and event.position.position == key:
+            holes += compare(collection, event.token, audit_entry(event), entry)
+            checked, event = checked + 1, await anext(events, None)
+            continue
+        unmatched.append(key)
+        if len(unmatched) == PAGE * 5:
+            holes, unmatched = holes + await _unknown(side, unmatched), []
+    while event is not None:
+        holes += compare(collection, event.token, audit_entry(event), None)
+        checked, event = checked + 1, await anext(events, None)
+    return checked, holes + await _unknown(side, unmatched)
+
+
+async def _by_position(store: EventStore, upto: Position) -> AsyncIterator[StoredEvent]:
+    """The events up to `upto` in commit order, in position order, a page at a time."""
+    after = 0
+    while page := await store.read_by_position(upto, after, PAGE * 5):
         for event in page:
-            entry = audit_entry(event)
-            holes += compare(collection, event.token, entry, found.get(entry["_id"]))
-        checked, after = checked + len(page), page[-1].position
-    async for ids in _pages(collection):
-        known = await side.inspector.known_positions(ids)
-        holes += [{"kind": "unexpected", "position": p} for p in ids if p not in known]
-    return checked, holes
+            yield event
+        after = page[-1].position.position
+
+
+async def _unknown(side: ReadSide, positions: list[int]) -> list[Hole]:
+    """Entries whose position the store does not have."""
+    known = await side.inspector.known_positions(positions) if positions else set()
+    return [{"kind": "unexpected", "position": p} for p in positions if p not in known]

@@ -51,6 +51,12 @@ class CountingStore:
         """Read through the other store."""
         return await self.inner.read_all(after, limit)
 
+    async def read_by_position(
+        self, upto: Position, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Read through the other store."""
+        return await self.inner.read_by_position(upto, after, limit)
+
     async def claim_idempotency(
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:

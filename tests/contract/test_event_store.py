@@ -127,6 +127,29 @@ async def test_read_all_follows_by_token_in_pages(store: EventStore) -> None:
     assert await store.read_all(everything[4].position, limit=100) == everything[5:]
 
 
+async def test_read_by_position_pages_up_to_a_token_in_position_order_and_upcasts(
+    store: EventStore,
+) -> None:
+    for _ in range(4):
+        await store.append(stream(0, "A", "B"))
+    old = NewEvent("ProductRegistered", V1_PRODUCT, datetime.now(UTC), schema_version=1)
+    await store.append(StreamAppend(uuid4(), "Product", 0, [old]))
+    everything = await read_all_committed(store, 9)
+    last = everything[-1].position
+    seen: list[StoredEvent] = []
+    after = 0
+    while page := await store.read_by_position(last, after, limit=4):
+        seen.extend(page)
+        after = page[-1].position.position
+    assert seen == sorted(everything, key=lambda e: e.position.position)
+    assert seen[-1].data == {**V1_PRODUCT, "unit": "each"}  # upcast, like every read
+    # Bounded by the token in commit order, and by `after` in position order.
+    upto = everything[5].position
+    assert await store.read_by_position(upto, limit=100) == everything[:6]
+    assert await store.read_by_position(upto, everything[2].position.position) == everything[3:6]
+    assert await store.read_by_position(last, last.position) == []
+
+
 async def test_idempotency_claim_complete_replay(store: EventStore) -> None:
     claim = await store.claim_idempotency("alice", "key-1", "hash-1")
     assert isinstance(claim, IdempotencyClaim)

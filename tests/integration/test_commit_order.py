@@ -165,6 +165,26 @@ async def test_a_late_commit_with_a_smaller_position_is_not_skipped(
     assert seen[0].position.position < seen[1].position.position
 
 
+async def test_read_by_position_keeps_to_commit_order_up_to_the_token(
+    engine: AsyncEngine, pg_store: PostgresEventStore
+) -> None:
+    """Position order and commit order disagree here; the bound is by commit order."""
+    early_stream, fast = uuid4(), StreamAppend(uuid4(), "Ticker", 0, new_events(1))
+    async with engine.connect() as early:
+        await early.begin()
+        await early.execute(sa.text("SELECT pg_current_xact_id()"))  # the smaller xid
+        await pg_store.append(fast)  # the smaller position, the larger xid
+        await insert_raw(early, early_stream)
+        await early.commit()
+    early_commit, fast_event = await eventually(pg_store, 2)  # in commit order
+    assert early_commit.stream_id == early_stream
+    assert fast_event.position.position < early_commit.position.position
+
+    assert await pg_store.read_by_position(early_commit.position) == [early_commit]
+    both = await pg_store.read_by_position(fast_event.position)
+    assert [e.stream_id for e in both] == [fast.stream_id, early_stream]  # position order
+
+
 async def test_a_rolled_back_transaction_leaves_no_stall(
     engine: AsyncEngine, pg_store: PostgresEventStore
 ) -> None:

@@ -121,18 +121,38 @@ async def test_a_wrong_field_is_a_hole(traded: Db, engine: AsyncEngine) -> None:
     assert found == {}
 
 
-async def test_a_missing_or_foreign_audit_entry_is_a_hole(traded: Db, engine: AsyncEngine) -> None:
-    middle = await traded["audit_log"].find_one({"type": "StockReserved"})
-    assert middle is not None
-    await traded["audit_log"].delete_one({"_id": middle["_id"]})
-    await traded["audit_log"].insert_one({"_id": 10**9, "type": "Invented"})
+async def test_a_missing_wrong_or_foreign_audit_entry_is_a_hole(
+    traded: Db, engine: AsyncEngine
+) -> None:
+    log = traded["audit_log"]
+    middle = await log.find_one({"type": "StockReserved"})
+    edited = await log.find_one({"type": "OrderPlaced"})
+    last = await log.find_one({}, sort=[("_id", -1)])
+    assert middle is not None and edited is not None and last is not None
+    await log.delete_many({"_id": {"$in": [middle["_id"], last["_id"]]}})
+    await log.update_one({"_id": edited["_id"]}, {"$set": {"actor": "mallory"}})
+    wrong = {"expected": {"actor": edited["actor"]}, "found": {"actor": "mallory"}}
+    expected = [
+        {"kind": "missing", "id": middle["position"]},
+        {"kind": "missing", "id": last["position"]},  # past the last entry left
+        {"kind": "wrong", "id": edited["position"], **wrong},
+    ]
     found = await holes(engine, traded)
-    assert found == {
-        "audit_log": [
-            {"kind": "missing", "id": middle["position"]},
+    assert sorted(found.pop("audit_log"), key=repr) == sorted(expected, key=repr)
+    assert found == {}
+    # Before every event, after every event, and no position at all.
+    await log.insert_many([{"_id": 0}, {"_id": 10**9, "type": "Invented"}, {"_id": "x"}])
+    found = await holes(engine, traded)
+    assert sorted(found.pop("audit_log"), key=repr) == sorted(
+        [
+            *expected,
+            {"kind": "unexpected", "position": 0},
             {"kind": "unexpected", "position": 10**9},
-        ]
-    }
+            {"kind": "unexpected", "position": "x"},
+        ],
+        key=repr,
+    )
+    assert found == {}
 
 
 async def test_a_wrong_daily_total_is_a_hole(traded: Db, engine: AsyncEngine) -> None:
