@@ -5,7 +5,8 @@ The catalog (a hundredth as many SKUs as events) is registered and stocked first
 shipped too) or cancelled (stock released); products are now and then repriced or renamed, and
 stock is received again before it runs out. Every event comes from the domain's own aggregates,
 encoded by the EventCodec, and is stamped with a day of the year it falls in, so daily read
-models see a year of days. Each batch holds about BATCH events, each stream at most once.
+models see a year of days. Each batch holds about BATCH events, each stream at most once. Orders
+get time-ordered ids, as the command API gives them (core/ids.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from core.ids import uuid7
 from domain.catalog import Product
 from domain.inventory import StockItem
 from domain.orders import Order
@@ -116,7 +118,7 @@ def _order(shop: Shop) -> None:
     lines = [
         OrderLine(shop.items[i].sku, shop.rng.randint(1, 3), shop.products[i].price) for i in picks
     ]
-    order = Order.place(uuid4(), lines)
+    order = Order.place(uuid7(), lines)
     shop.act(order)
     for i, line in zip(picks, lines, strict=True):
         item = shop.items[i]
@@ -150,7 +152,7 @@ def probe(events: int) -> list[Batch]:
     """New order streams (placed and confirmed), BATCH events per batch: the append probe."""
     codec, batches, batch = EventCodec(), [], []
     for number in range(max(1, events // 2)):
-        order = Order.place(uuid4(), [OrderLine(f"PROBE-{number % 97}", 1, Decimal("9.99"))])
+        order = Order.place(uuid7(), [OrderLine(f"PROBE-{number % 97}", 1, Decimal("9.99"))])
         order.confirm()
         encoded = [codec.encode(event) for event in order.collect_events()]
         batch.append(StreamAppend(order.id, stream_type_of(Order), 0, encoded))

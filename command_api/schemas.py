@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.ids import uuid7
 from domain import commands
 from domain.values import MAX_LINES, MAX_ON_HAND, MAX_PRICE, MAX_QUANTITY, Unit
 
@@ -159,7 +160,8 @@ class PlaceOrderRequest(BaseModel):
     def to_command(self) -> commands.PlaceOrder:
         """The domain command."""
         lines = tuple(commands.RequestedLine(line.sku, line.quantity) for line in self.lines)
-        return commands.PlaceOrder(self.customer_id, lines)
+        # Time-ordered: a new order's stream goes to the right edge of the stream index.
+        return commands.PlaceOrder(self.customer_id, lines, uuid7())
 
 
 class CancelOrderRequest(BaseModel):

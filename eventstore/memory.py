@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import NamedTuple
 from uuid import UUID, uuid4
 
+from core.ids import uuid7
 from eventstore.base import (
     ClaimLost,
     Completion,
@@ -95,7 +96,7 @@ class InMemoryEventStore:
         for offset, new in enumerate(stream.events, start=1):
             event = StoredEvent(
                 position=Position(txid, len(self.events) + 1),
-                event_id=new.event_id or uuid4(),
+                event_id=new.event_id or uuid7(),
                 stream_id=stream.stream_id,
                 stream_type=stream.stream_type,
                 version=stream.expected_version + offset,

@@ -11,11 +11,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
 
+from core.ids import uuid7
 from eventstore.positions import Position
 from eventstore.records import AppendResult, StoredEvent, StreamAppend
 
@@ -171,7 +172,7 @@ def statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[st
     params: dict[str, Any] = {
         "check_ids": [check.stream_id for check in checks],
         "check_versions": [check.expected_version for check in checks],
-        "event_id": event.event_id or uuid4(),
+        "event_id": event.event_id or uuid7(),
         "stream_id": stream.stream_id,
         "stream_type": stream.stream_type,
         "version": stream.expected_version + 1,
@@ -203,7 +204,7 @@ def append_params(streams: tuple[StreamAppend, ...]) -> dict[str, list[Any]]:
     for stream in streams:
         meta = _json(stream.metadata)
         for offset, event in enumerate(stream.events, start=1):
-            params["event_ids"].append(event.event_id or uuid4())
+            params["event_ids"].append(event.event_id or uuid7())
             params["stream_ids"].append(stream.stream_id)
             params["stream_types"].append(stream.stream_type)
             params["versions"].append(stream.expected_version + offset)

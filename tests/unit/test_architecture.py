@@ -119,8 +119,9 @@ def test_the_cli_imports_neither_api_at_startup() -> None:
 
 
 # Leaves of `core` any base layer may import: standard library only (checked below), so they
-# bring no settings, metrics or drivers along. The event store's repository retries through it.
-SHARED_LEAVES = {"core.retry"}
+# bring no settings, metrics or drivers along. The event store's repository retries through one
+# and names events with the other.
+SHARED_LEAVES = {"core.ids", "core.retry"}
 
 
 def test_shared_leaves_import_only_the_standard_library() -> None:
