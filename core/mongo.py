@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from core.settings import Settings
@@ -34,3 +37,26 @@ def create_mongo_client(
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:
     """The read-model database."""
     return client[settings.mongodb_db]
+
+
+# Keys per `$in` lookup. A server's cost of matching one `$in` can grow with the square of its
+# length: the MongoDB-wire server the tests and benchmarks run took 9 ms for 100 `_id`s and 2.3 s
+# for 2,000, so a batch's lookup in one query made a rebuild at a million events crawl. A hundred
+# at a time keeps it linear there, and is still one index walk per query on mongod.
+IDS_PER_QUERY = 100
+
+
+async def find_by_ids(
+    collection: AsyncCollection[Any],
+    ids: Iterable[Any],
+    fields: Mapping[str, Any] | None = None,
+) -> dict[Any, Any]:
+    """The documents with these `_id`s (those that exist), by `_id`, a bounded `$in` per query."""
+    keys = list(ids)
+
+    async def chunk(start: int) -> list[Any]:
+        part = keys[start : start + IDS_PER_QUERY]
+        return [doc async for doc in collection.find({"_id": {"$in": part}}, fields)]
+
+    chunks = await asyncio.gather(*(chunk(s) for s in range(0, len(keys), IDS_PER_QUERY)))
+    return {doc["_id"]: doc for docs in chunks for doc in docs}

@@ -19,6 +19,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from core.mongo import find_by_ids
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.documents import Document, FoldedT
@@ -137,8 +138,7 @@ class DocumentProjection(ReadModel, Generic[FoldedT]):
         """Read the documents of `read` (the others are taken as new), fold, write guarded."""
         existing: dict[str, FoldedT] = {}
         if read:
-            found = self.collection.find({"_id": {"$in": list(read)}})
-            existing = {doc["_id"]: doc async for doc in found}
+            existing = await find_by_ids(self.collection, read)
         ops = [
             op for key, evs in by_key.items() if (op := self._write(key, existing.get(key), evs))
         ]

@@ -23,6 +23,7 @@ from typing import Any
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from core.mongo import find_by_ids
 from projections.base import guarded_bulk_write
 from projections.documents import Document
 
@@ -94,8 +95,7 @@ class Counters:
         if not groups:
             return
         fields = dict.fromkeys(("_last", *self.shape.names), 1)
-        found = self.collection.find({"_id": {"$in": list(groups)}}, fields)
-        current = {doc["_id"]: doc async for doc in found}
+        current = await find_by_ids(self.collection, groups, fields)
         ops: list[InsertOne[Any] | UpdateOne] = []
         for key, group in groups.items():
             doc = current.get(key)

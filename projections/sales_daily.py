@@ -28,6 +28,7 @@ from uuid import UUID
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from core.mongo import find_by_ids
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.base import ReadModel, guarded_bulk_write
@@ -82,7 +83,7 @@ class SalesDailyProjection(ReadModel):
     async def apply(self, events: Sequence[StoredEvent]) -> None:
         """Fold order states, apply their effects to the counters, then save the states."""
         ids = list({str(e.stream_id) for e in events})
-        before = {doc["_id"]: doc async for doc in self.orders.find({"_id": {"$in": ids}})}
+        before = await find_by_ids(self.orders, ids)
         after, effects = fold_orders(before, events)
         await self._apply_effects(effects)
         await guarded_bulk_write(self.orders, state_writes(before, after))

@@ -33,6 +33,7 @@ from typing import NamedTuple
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from core.mongo import find_by_ids
 from core.supervisor import Supervisor, TaskHealth
 from projections.aliases import Aliases
 from projections.documents import Document
@@ -225,8 +226,8 @@ class CheckpointWatcher:
     async def _read_some(
         self, logical: str, physical: str, ids: list[str]
     ) -> dict[tuple[str, str], Document]:
-        cursor = self.db[physical].find({"_id": {"$in": ids}})
-        return {(logical, doc["_id"]): doc async for doc in cursor}
+        found = await find_by_ids(self.db[physical], ids)
+        return {(logical, key): doc for key, doc in found.items()}
 
     async def stop(self) -> None:
         """Stop polling."""

@@ -23,6 +23,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from core.metrics import LIVE_CLIENTS
+from core.mongo import find_by_ids
 from core.supervisor import Supervisor, TaskHealth
 from projections.documents import Document
 from query_api.deps import ReadModels
@@ -195,6 +196,6 @@ class LiveHub:
             keys.setdefault(topic.collection, []).append(topic.key)
         found: dict[tuple[str, str], Document] = {}
         for collection, ids in keys.items():
-            async for doc in models[collection].find({"_id": {"$in": ids}}):
-                found[(collection, doc["_id"])] = doc
+            for key, doc in (await find_by_ids(models[collection], ids)).items():
+                found[(collection, key)] = doc
         return found

@@ -39,6 +39,7 @@ from uuid import UUID
 import bson
 from pymongo.asynchronous.collection import AsyncCollection
 
+from core.mongo import find_by_ids
 from domain.values import stock_item_id
 from eventstore.base import EventStore
 from eventstore.positions import Position
@@ -140,7 +141,7 @@ async def read_streams(store: EventStore, ids: Iterable[UUID]) -> list[list[Stor
 
 async def documents(collection: AsyncCollection[Any], keys: Iterable[Any]) -> dict[Any, Any]:
     """The documents of `keys`, by key."""
-    return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": list(keys)}})}
+    return await find_by_ids(collection, keys)
 
 
 def refold(
