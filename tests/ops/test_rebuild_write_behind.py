@@ -16,7 +16,7 @@ from eventstore.postgres import PostgresEventStore
 from projections.base import DocumentProjection
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import build
-from projections.write_behind import WriteBehind
+from projections.write_behind import EVENTS_PER_WRITE, WriteBehind
 from tests.ops.helpers import Db
 from workers.bootstrap import read_side_over
 from workers.rebuild import rebuild
@@ -77,6 +77,25 @@ async def test_documents_are_written_only_at_a_flush_and_read_back_after_evictio
     assert await documents(mongo_db, "stock_wb") == await page_by_page(
         pg_store, mongo_db.client, "stock"
     )
+
+
+async def test_a_window_lasts_as_many_events_per_document_as_a_flush_rewrites(
+    pg_store: PostgresEventStore, mongo_db: Db, clean_db: None
+) -> None:
+    await shop(pg_store)
+    projection = build("stock", mongo_db, {"stock": "stock_wb"})
+    assert isinstance(projection, DocumentProjection)
+    behind = WriteBehind(projection, "stock@wb", window=10, max_docs=1_000)
+    stock = [e for e in await pg_store.read_all(limit=10_000) if e.type in behind.handles]
+    await behind.apply(stock[:100])
+    dirty = len(behind.dirty)
+    assert 10 < 100 < EVENTS_PER_WRITE * dirty  # past the window, not yet worth a flush
+    assert not behind.due()
+    same = [e for e in stock[100:] if projection.key(e) in behind.dirty]
+    await behind.apply(same[: EVENTS_PER_WRITE * dirty - 101])
+    assert len(behind.dirty) == dirty and not behind.due()  # one event short
+    await behind.apply(same[EVENTS_PER_WRITE * dirty - 101 :][:1])
+    assert behind.due()
 
 
 async def test_a_rebuild_killed_between_flushes_resumes_to_the_same_documents(
