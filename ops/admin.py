@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -90,17 +91,27 @@ def status(
         return
 
     async def follow(side: ReadSide) -> None:
-        # One connection for the whole watch: a redraw is a query, not a reconnect.
-        with Live(console=console, auto_refresh=False, transient=False) as live:
-            while True:
-                report = await gather_status(side, stalled_after=stalled)
-                if as_json:  # one JSON document per line: `| jq` follows it
-                    typer.echo(json.dumps(json.loads(to_json(report))))
-                else:
-                    live.update(_status_view(report), refresh=True)
-                await asyncio.sleep(interval)
+        # Ctrl-C (or SIGTERM) ends the watch between two reports: a KeyboardInterrupt landing in
+        # the middle of a query cancelled it there, and closing the stores then could hang.
+        stop, loop = asyncio.Event(), asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            # One connection for the whole watch: a redraw is a query, not a reconnect.
+            with Live(console=console, auto_refresh=False, transient=False) as live:
+                while not stop.is_set():
+                    report = await gather_status(side, stalled_after=stalled)
+                    if as_json:  # one JSON document per line: `| jq` follows it
+                        typer.echo(json.dumps(json.loads(to_json(report))))
+                    else:
+                        live.update(_status_view(report), refresh=True)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), interval)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends: exit 0
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C while the stores open: exit 0 too
         run(follow, settings)
 
 

@@ -51,9 +51,10 @@ class WriteBehind(Generic[FoldedT]):
         name: str,
         window: int = WINDOW_EVENTS,
         max_docs: int = MAX_DOCUMENTS,
+        per_document: int = EVENTS_PER_WRITE,
     ) -> None:
         self.inner, self.name, self.handles = inner, name, inner.handles
-        self.window, self.max_docs = window, max_docs
+        self.window, self.max_docs, self.per_document = window, max_docs, per_document
         self.docs: dict[str, FoldedT] = {}
         self.stored: dict[str, str] = {}  # the `_last` each cached document has in the collection
         self.dirty: set[str] = set()
@@ -66,7 +67,7 @@ class WriteBehind(Generic[FoldedT]):
             return False
         if len(self.docs) >= self.max_docs:
             return True
-        return self.held >= max(self.window, EVENTS_PER_WRITE * len(self.dirty))
+        return self.held >= max(self.window, self.per_document * len(self.dirty))
 
     async def apply(self, events: Sequence[StoredEvent]) -> None:
         """Fold the events into the cached documents (reading the ones not cached)."""

@@ -26,7 +26,7 @@ from projections.base import DocumentProjection
 from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.documents import Document
 from projections.registry import PROJECTIONS, build, ensure_indexes
-from projections.write_behind import WINDOW_EVENTS, FlushFailed, WriteBehind
+from projections.write_behind import EVENTS_PER_WRITE, WINDOW_EVENTS, FlushFailed, WriteBehind
 from subscriptions import Subscriber
 from subscriptions.ports import Leases, ReadSide
 from workers.handoff import handoff
@@ -74,15 +74,18 @@ async def rebuild(
     restart: bool = False,
     batch_size: int = 1000,
     window: int = WINDOW_EVENTS,
+    per_document: int = EVENTS_PER_WRITE,
 ) -> RebuildResult:
     """Rebuild projection `name` into a new generation and swap it in.
 
-    `window`: events folded in memory between writes, for projections that allow it (0: none).
+    `window`: events folded in memory between writes, for projections that allow it (0: none),
+    and at least `per_document` events per document a write would rewrite.
     """
     if name not in PROJECTIONS:
         raise KeyError(f"unknown projection {name!r}")
     async with exclusively(side.leases, f"rebuild:{name}"):
-        return await _rebuild(name, side, progress, restart, batch_size, window)
+        windows = (window, per_document)
+        return await _rebuild(name, side, progress, restart, batch_size, windows)
 
 
 async def _rebuild(
@@ -91,7 +94,7 @@ async def _rebuild(
     progress: Progress | None,
     restart: bool,
     batch_size: int,
-    window: int,
+    window: tuple[int, int],
 ) -> RebuildResult:
     db, started, aliases = side.db, time.monotonic(), Aliases(side.db)
     generation, resumed = await _generation(aliases, db, name, restart)
@@ -143,7 +146,11 @@ async def _generation(
 
 
 async def _bulk_pass(
-    catch_up: CatchUp, shadow: Named, side: ReadSide, progress: Progress | None, window: int
+    catch_up: CatchUp,
+    shadow: Named,
+    side: ReadSide,
+    progress: Progress | None,
+    window: tuple[int, int],
 ) -> int:
     """Project up to the head, folding documents in memory where the projection allows it.
 
@@ -152,11 +159,15 @@ async def _bulk_pass(
     runner isolates and parks the event as in live updates.
     """
     inner = shadow.inner
-    if not (window > 0 and isinstance(inner, DocumentProjection) and inner.write_behind):
+    events, per_document = window
+    if not (events > 0 and isinstance(inner, DocumentProjection) and inner.write_behind):
         return await _catch_up_with_progress(catch_up, shadow, side, progress)
     try:
         return await _catch_up_with_progress(
-            catch_up, WriteBehind(inner, shadow.name, window=window), side, progress
+            catch_up,
+            WriteBehind(inner, shadow.name, events, per_document=per_document),
+            side,
+            progress,
         )
     except FlushFailed as exc:
         log.warning("%s; going on page by page", exc)

@@ -6,16 +6,26 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from command_api.app import create_app
 from core.settings import Settings
 from tests.support.processes import dramatiq_worker
+from tests.support.servers import asgi_client
 
 ORDERTRAIL = Path(sys.executable).parent / "ordertrail"
 Cli = Callable[..., Awaitable[subprocess.CompletedProcess[str]]]
+
+
+@pytest.fixture
+async def ops_api(read_settings: Settings, clean_db: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The command API over this test's read models (the worker's) and Redis, ops routes and all."""
+    async with asgi_client(create_app(read_settings), "http://command-api") as client:
+        yield client
 
 
 @pytest.fixture

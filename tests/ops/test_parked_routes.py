@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from command_api.app import create_app
-from core.settings import Settings
 from domain.values import product_id, stock_item_id
 from eventstore.postgres import PostgresEventStore
 from tests.ops.helpers import Db, caught_up
 from tests.ops.test_jobs import finished
 from tests.readside.test_fulfilment import setup_catalog
 from tests.readside.test_reliability import insert_poison
-from tests.support.servers import asgi_client
 from workers.service import SubscriptionService
 
 Auth = Callable[..., dict[str, str]]
 ALL = ["products", "stock", "orders", "sales_daily", "audit_log", "fulfilment"]
 PARKED = "/api/v1/ops/parked"
-
-
-@pytest.fixture
-async def ops_api(read_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The command API over this test's read-model database (the worker's)."""
-    async with asgi_client(create_app(read_settings), "http://command-api") as client:
-        yield client
 
 
 async def test_parked_events_are_listed_retried_and_skipped_over_http(

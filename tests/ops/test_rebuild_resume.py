@@ -46,6 +46,7 @@ async def test_an_interrupted_rebuild_resumes_then_swaps(
             progress=interrupt_after(2),
             batch_size=200,
             window=100,
+            per_document=0,
         )
     aliases = Aliases(mongo_db)
     assert await aliases.pending("products") == 1 and (await aliases.live("products"))[0] == 0
@@ -53,7 +54,7 @@ async def test_an_interrupted_rebuild_resumes_then_swaps(
     assert 0 < partial < 300
 
     resumed = await rebuild(
-        "products", read_side_over(engine, mongo_db), batch_size=200, window=100
+        "products", read_side_over(engine, mongo_db), batch_size=200, window=100, per_document=0
     )
     assert resumed.resumed and resumed.generation == 1
     assert resumed.events < 1200  # it did not start over

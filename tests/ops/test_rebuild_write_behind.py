@@ -118,8 +118,15 @@ async def test_a_rebuild_killed_between_flushes_resumes_to_the_same_documents(
 
     side = read_side_over(engine, mongo_db)
     with pytest.raises(Interrupted):
-        await rebuild("products", side, progress=die_after_two_flushes, batch_size=250, window=1500)
-    resumed = await rebuild("products", side, batch_size=250, window=1500)
+        await rebuild(
+            "products",
+            side,
+            progress=die_after_two_flushes,
+            batch_size=250,
+            window=1500,
+            per_document=0,
+        )
+    resumed = await rebuild("products", side, batch_size=250, window=1500, per_document=0)
     assert resumed.resumed and 0 < resumed.events < EVENTS
     rebuilt = await documents(mongo_db, "products__g1")
     assert rebuilt == await page_by_page(pg_store, mongo_client, "products")
