@@ -9,6 +9,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from bench.context import services
@@ -49,28 +50,44 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-async def measure(numbers: list[int], mode_name: str, command: str) -> tuple[list[Figure], str]:
-    """Run the figures; the figures and the report."""
+async def measure(
+    numbers: list[int], mode_name: str, command: str
+) -> tuple[list[Figure], dict[int, str], str]:
+    """Run the figures; the figures, those that failed (with why) and the report.
+
+    A figure that fails does not take the others with it: figure 8 runs last, an hour in.
+    """
     mode = MODES[mode_name]
     work = Path(tempfile.mkdtemp(prefix="ordertrail-bench-"))
+    figures: list[Figure] = []
+    failed: dict[int, str] = {}
     try:
         with services(mode, work) as ctx:
             try:
                 machine = await describe(ctx)
-                figures = []
                 for number in numbers:
                     name = (FIGURES | SCALE)[number]
                     print(f"figure {number}: {name}", file=sys.stderr, flush=True)
                     module = importlib.import_module(name)
-                    figures.append(await module.run(ctx))
+                    try:
+                        figures.append(await module.run(ctx))
+                    except Exception as exc:
+                        traceback.print_exc()
+                        failed[number] = f"{type(exc).__name__}: {exc}"
             finally:
                 await ctx.drop_databases()
     except BaseException:
         # The servers' and children's logs say why: kept for whoever reads the traceback.
         print(f"bench failed; its servers' logs are kept in {work}", file=sys.stderr)
         raise
-    shutil.rmtree(work, ignore_errors=True)
-    return figures, render(figures, machine, mode, command)
+    if failed:
+        print(f"figure(s) failed; the servers' logs are kept in {work}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    report = render(figures, machine, mode, command)
+    for number, why in failed.items():
+        report += f"\n## {number}. Failed\n\n```\n{why.strip()}\n```\n"
+    return figures, failed, report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,15 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     args = arguments(sys.argv[1:] if argv is None else argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    figures, report = asyncio.run(measure(args.numbers, mode, command.strip()))
+    figures, failed, report = asyncio.run(measure(args.numbers, mode, command.strip()))
     soak = carried_section(args.output)  # the soak runs apart (minutes); keep its figures
     args.output.write_text(report.rstrip("\n") + (f"\n\n{soak}\n" if soak else "\n"))
     missed = [t.description for f in figures for t in f.targets if not t.met]
     print(
-        f"wrote {args.output}: {len(figures)} figures, {len(missed)} target(s) not met",
+        f"wrote {args.output}: {len(figures)} figures, {len(missed)} target(s) not met"
+        + (f", figure(s) {', '.join(map(str, failed))} failed" if failed else ""),
         file=sys.stderr,
     )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -15,20 +15,33 @@ from core.settings import Settings
 Document = dict[str, Any]
 
 
+# How long a batch job's client lets the server take to answer its monitor (see below).
+PATIENT_MONITOR_MS = 60_000
+
+
 def create_mongo_client(
-    settings: Settings, app_name: str = "ordertrail", retry_writes: bool = True
+    settings: Settings,
+    app_name: str = "ordertrail",
+    retry_writes: bool = True,
+    patient: bool = False,
 ) -> AsyncMongoClient[Document]:
     """A client with short timeouts, so an unreachable server fails fast (503), not hangs.
 
     `retry_writes=False` is for writers whose every write is idempotent or guarded on its own
     (the subscribers): a retryable write makes the server keep a record of each write's reply
     for half an hour, work that buys them nothing, since they re-run a failed batch anyway.
+
+    `patient=True` is for batch work (ops commands, jobs). The driver's monitor checks the server
+    with the connect timeout, and a check that times out cancels every query in flight. A scan
+    of a million documents is one long query, and the server may pause meanwhile (the test
+    server's garbage collection did, past 3 s, and an hour of `audit --all` ended with "operation
+    cancelled"). An unreachable server still fails within the 3 s server selection timeout.
     """
     return AsyncMongoClient(
         settings.mongodb_url,
         appname=app_name,
         serverSelectionTimeoutMS=3000,
-        connectTimeoutMS=3000,
+        connectTimeoutMS=PATIENT_MONITOR_MS if patient else 3000,
         tz_aware=True,
         retryWrites=retry_writes,
     )

@@ -64,11 +64,11 @@ def repository(store: EventStore, settings: Settings) -> Repository:
 
 @asynccontextmanager
 async def opened(
-    settings: Settings, application: str, *, retry_writes: bool = True
+    settings: Settings, application: str, *, retry_writes: bool = True, patient: bool = False
 ) -> AsyncIterator[tuple[AsyncEngine, AsyncDatabase[Document]]]:
     """A PostgreSQL engine and the read-model database, closed afterwards."""
     engine = create_engine(settings, application)
-    client = create_mongo_client(settings, application, retry_writes=retry_writes)
+    client = create_mongo_client(settings, application, retry_writes=retry_writes, patient=patient)
     try:
         yield engine, database(client, settings)
     finally:
@@ -78,8 +78,9 @@ async def opened(
 
 @asynccontextmanager
 async def read_side(settings: Settings, application: str) -> AsyncIterator[ReadSide]:
-    """The read side's ports over freshly opened stores, closed afterwards."""
-    async with opened(settings, application) as (engine, db):
+    """The read side's ports over freshly opened stores, closed afterwards (for batch work:
+    ops commands and jobs, whose scans must outlast a pause of the server)."""
+    async with opened(settings, application, patient=True) as (engine, db):
         yield read_side_over(engine, db)
 
 
