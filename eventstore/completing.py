@@ -11,13 +11,21 @@ Only a one-event append qualifies (all its results carry that event's position),
 response that uses the position through its token alone: rendered again with another stand-in,
 it must differ exactly where the token stands. Any other append stores its response inside a
 transaction.
+
+Such an append joins the group commit like any other (batching.py): a batch holding keyed appends
+locks each one's claim, inserts the events of those whose claim is still held and whose checks
+pass, and stores each one's response with its real token, still in one autocommit statement. A
+keyed command then shares its commit with the others in flight instead of paying one of its own.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 
@@ -27,11 +35,13 @@ from eventstore.records import StreamAppend
 from eventstore.statements import (
     APPEND_ONE_CHECKED_FAST,
     APPEND_ONE_FAST,
+    BATCH_FAILED,
     CHECKS,
     INSERT_ONE,
     RETURNING,
     Statement,
     append_results,
+    batch_insert,
     statement_for,
 )
 
@@ -58,21 +68,96 @@ _ONE_CHECKED = Statement.of(sa.text(_HEAD + INSERT_ONE + CHECKS + _TAIL))
 _COMPLETING = {APPEND_ONE_FAST: _ONE, APPEND_ONE_CHECKED_FAST: _ONE_CHECKED}
 
 
-def completing_statement(
-    streams: tuple[StreamAppend, ...], completion: Completion
-) -> tuple[Statement, dict[str, Any]] | None:
-    """The append storing its response in one statement, or None if it cannot."""
-    statement, params = statement_for(streams)
-    single = _COMPLETING.get(statement)
-    if single is None:
+# The same for a group-commit batch: every keyed append's claim is locked in (actor, key) order,
+# so two batches never wait for each other's claims crosswise; an append whose claim is gone is
+# refused like one whose check failed, and `held` tells the two apart.
+_HELD = (
+    "held AS (SELECT k.item FROM unnest(CAST(:claim_items AS int[]), "
+    "CAST(:claim_actors AS text[]), CAST(:claim_keys AS text[]), CAST(:claim_tokens AS uuid[])) "
+    "AS k(item, actor, key, token) JOIN idempotency_records r ON r.actor = k.actor "
+    "AND r.key = k.key AND r.lock_token = k.token AND r.status = 'in_flight' "
+    "ORDER BY r.actor, r.key FOR UPDATE OF r), "
+    "refused AS (SELECT item FROM failed UNION SELECT k.item FROM "
+    "unnest(CAST(:claim_items AS int[])) AS k(item) WHERE k.item NOT IN (SELECT item FROM held)), "
+)
+_STORE = (
+    "done AS (UPDATE idempotency_records r SET status = 'done', locked_until = NULL, "
+    "response = CAST(replace(d.response, d.stand_in, "
+    "lpad(to_hex(i.txid), 16, '0') || lpad(to_hex(i.position), 16, '0')) AS jsonb) "
+    "FROM unnest(CAST(:claim_actors AS text[]), CAST(:claim_keys AS text[]), "
+    "CAST(:claim_tokens AS uuid[]), CAST(:responses AS text[]), CAST(:stand_ins AS text[]), "
+    "CAST(:claim_events AS uuid[])) AS d(actor, key, token, response, stand_in, event_id) "
+    "JOIN inserted i ON i.event_id = d.event_id WHERE r.actor = d.actor AND r.key = d.key "
+    "AND r.lock_token = d.token AND r.status = 'in_flight') "
+    "SELECT event_id, position, txid, NULL::int AS held FROM inserted "
+    "UNION ALL SELECT NULL, NULL, NULL, item FROM held"
+)
+BATCH_COMPLETING = Statement.of(
+    sa.text(
+        "WITH "
+        + BATCH_FAILED
+        + ", "
+        + _HELD
+        + "inserted AS ("
+        + batch_insert("refused")
+        + "), "
+        + _STORE
+    )
+)
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A keyed append's part in a statement: its claim, and its response with a stand-in token."""
+
+    actor: str
+    key: str
+    lock_token: UUID
+    response: str
+    stand_in: str
+
+
+def keyed(streams: tuple[StreamAppend, ...], completion: Completion) -> Keyed | None:
+    """What a statement needs to store the append's response with it; None if only a
+    transaction can (more than one event, or a response using the position otherwise)."""
+    if _COMPLETING.get(statement_for(streams)[0]) is None:
         return None
     rendered = _rendered(streams, completion)
     if rendered is None:
         return None
     claim = completion.claim
-    params |= {"claim_actor": claim.actor, "claim_key": claim.key, "claim_token": claim.lock_token}
-    params["response"], params["stand_in"] = rendered
-    return single, params
+    return Keyed(claim.actor, claim.key, claim.lock_token, *rendered)
+
+
+def completing_statement(
+    streams: tuple[StreamAppend, ...], response: Keyed
+) -> tuple[Statement, dict[str, Any]]:
+    """The append alone, storing its response in the same statement."""
+    statement, params = statement_for(streams)
+    params |= {
+        "claim_actor": response.actor,
+        "claim_key": response.key,
+        "claim_token": response.lock_token,
+        "response": response.response,
+        "stand_in": response.stand_in,
+    }
+    return _COMPLETING[statement], params
+
+
+def batch_claims(
+    responses: Sequence[tuple[int, Keyed]], owners: dict[UUID, int]
+) -> dict[str, list[Any]]:
+    """The claim arrays of a batch: each keyed append's item, claim, response and event id."""
+    event_of = {item: event_id for event_id, item in owners.items()}  # one event per keyed one
+    return {
+        "claim_items": [item for item, _ in responses],
+        "claim_actors": [r.actor for _, r in responses],
+        "claim_keys": [r.key for _, r in responses],
+        "claim_tokens": [r.lock_token for _, r in responses],
+        "responses": [r.response for _, r in responses],
+        "stand_ins": [r.stand_in for _, r in responses],
+        "claim_events": [event_of[item] for item, _ in responses],
+    }
 
 
 def _rendered(streams: tuple[StreamAppend, ...], completion: Completion) -> tuple[str, str] | None:

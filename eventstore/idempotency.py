@@ -21,7 +21,8 @@ Fetch = Callable[..., Awaitable[list[Any]]]
 # same body (its lock ran out); a live or finished record stays untouched, and is returned
 # instead by the same statement (a replay costs one round trip too).
 _CLAIM = """
-WITH taken AS (
+WITH quiet AS (SELECT set_config('synchronous_commit', 'off', true)),
+taken AS (
     INSERT INTO idempotency_records AS r
         (actor, key, request_hash, status, lock_token, locked_until, expires_at)
     VALUES ($1, $2, $3, 'in_flight', $4,
@@ -36,7 +37,7 @@ WITH taken AS (
            AND r.request_hash = excluded.request_hash)
     RETURNING lock_token
 )
-SELECT lock_token, NULL AS request_hash, NULL AS status, NULL AS response FROM taken
+SELECT lock_token, NULL AS request_hash, NULL AS status, NULL AS response FROM taken, quiet
 UNION ALL
 SELECT NULL, request_hash, status, response::text FROM idempotency_records
 WHERE actor = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM taken)
@@ -85,12 +86,12 @@ async def complete(fetch: Fetch, claim: IdempotencyClaim, response: StoredRespon
     """Record the response; raise ClaimLost (rolling back the caller's append) if not ours."""
     text = json.dumps(response)
     if not await fetch(_COMPLETE, claim.actor, claim.key, claim.lock_token, text):
-        raise lost(claim)
+        raise lost(claim.key)
 
 
-def lost(claim: IdempotencyClaim) -> ClaimLost:
+def lost(key: str) -> ClaimLost:
     """The error of a request whose key another request took over."""
-    return ClaimLost(f"idempotency key {claim.key!r} was taken over")
+    return ClaimLost(f"idempotency key {key!r} was taken over")
 
 
 async def release(fetch: Fetch, claim: IdempotencyClaim) -> None:

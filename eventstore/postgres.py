@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, SnapshotRecord, StoredResponse
 from eventstore.batching import GroupCommit
-from eventstore.completing import completing_statement
+from eventstore.completing import BATCH_COMPLETING, Keyed, batch_claims, completing_statement, keyed
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, lost_race
 from eventstore.idempotency_purge import PURGE
@@ -87,7 +87,9 @@ class PostgresEventStore:
         self._driver = driver_pool(engine)
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
-        self._group = GroupCommit(self._append_alone, self._append_together, lost_race)
+        self._group: GroupCommit[Keyed | None] = GroupCommit(
+            self._append_alone, self._append_together, lost_race
+        )
 
     def on_appended(self, listener: AppendListener) -> None:
         """Call `listener(streams, last position, seconds)` after every committed append."""
@@ -119,27 +121,15 @@ class PostgresEventStore:
     async def _append(
         self, streams: tuple[StreamAppend, ...], completion: Completion | None
     ) -> list[AppendResult]:
-        """The append statement; in a transaction only when a response must commit with it."""
-        if completion is not None:
-            return await self._append_completing(streams, completion)
-        positions = await self._group.append(streams)
-        if not positions:
+        """The append statement, alone or in a batch, with its response if it has one; in a
+        transaction only when the response cannot be stored by the statement itself."""
+        response = None if completion is None else keyed(streams, completion)
+        if completion is not None and response is None:
+            return await self._driver.transaction(self._completing(streams, completion))
+        positions = await self._group.append(streams, response)
+        if not positions:  # the version check refused: find out which stream
             await self._raise_conflict(self._driver.fetch, streams)
         return append_results(streams, positions)
-
-    async def _append_completing(
-        self, streams: tuple[StreamAppend, ...], completion: Completion
-    ) -> list[AppendResult]:
-        """The append and its response: one statement if it can, else one transaction."""
-        single = completing_statement(streams, completion)
-        if single is None:
-            return await self._driver.transaction(self._completing(streams, completion))
-        row = (await self._fetch(*single))[0]
-        if not row["claimed"]:
-            raise idempotency.lost(completion.claim)
-        if row["position"] is None:  # the version check refused: find out which stream
-            await self._raise_conflict(self._driver.fetch, streams)
-        return append_results(streams, [Position(row["txid"], row["position"])])
 
     def _completing(
         self, streams: tuple[StreamAppend, ...], completion: Completion
@@ -157,19 +147,36 @@ class PostgresEventStore:
 
         return work
 
-    async def _append_alone(self, streams: tuple[StreamAppend, ...]) -> list[Position]:
-        rows = await self._fetch(*statement_for(streams))
-        return [Position(row["txid"], row["position"]) for row in rows]
+    async def _append_alone(
+        self, streams: tuple[StreamAppend, ...], response: Keyed | None
+    ) -> list[Position]:
+        if response is None:
+            rows = await self._fetch(*statement_for(streams))
+            return [Position(row["txid"], row["position"]) for row in rows]
+        row = (await self._fetch(*completing_statement(streams, response)))[0]
+        if not row["claimed"]:
+            raise idempotency.lost(response.key)
+        return [] if row["position"] is None else [Position(row["txid"], row["position"])]
 
     async def _append_together(
-        self, items: Sequence[tuple[StreamAppend, ...]]
-    ) -> list[list[Position]]:
-        params, owners = batch_params(items)
-        rows = await self._fetch(APPEND_BATCH_FAST, params)
-        positions: list[list[Position]] = [[] for _ in items]
-        for row in rows:  # in array order, so each append's events stay in version order
+        self, jobs: Sequence[tuple[tuple[StreamAppend, ...], Keyed | None]]
+    ) -> list[list[Position] | Exception]:
+        params, owners = batch_params([streams for streams, _ in jobs])
+        responses = [(n, response) for n, (_, response) in enumerate(jobs) if response]
+        statement = APPEND_BATCH_FAST
+        if responses:
+            statement, params = BATCH_COMPLETING, params | batch_claims(responses, owners)
+        rows = await self._fetch(statement, params)
+        positions: list[list[Position]] = [[] for _ in jobs]
+        # By position, so each append's events stay in version order.
+        for row in sorted((r for r in rows if r["event_id"]), key=lambda r: r["position"]):
             positions[owners[row["event_id"]]].append(Position(row["txid"], row["position"]))
-        return positions
+        outcomes: list[list[Position] | Exception] = list(positions)
+        held = {row["held"] for row in rows if row["event_id"] is None}
+        for n, response in responses:
+            if n not in held:  # taken over: nothing of it was inserted
+                outcomes[n] = idempotency.lost(response.key)
+        return outcomes
 
     @staticmethod
     async def _raise_conflict(fetch: idempotency.Fetch, streams: tuple[StreamAppend, ...]) -> None:

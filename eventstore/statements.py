@@ -73,22 +73,32 @@ _APPEND_ONE_CHECKED = sa.text(INSERT_ONE + CHECKS + RETURNING)
 
 # Several appends in one statement (group commit, see batching.py): each append's checks, its
 # own stream's included, decide for its events alone. Events come back by id, in array order.
-_APPEND_BATCH = sa.text(
-    "WITH failed AS (SELECT DISTINCT c.item FROM unnest(CAST(:check_items AS int[]), "
+BATCH_FAILED = (
+    "failed AS (SELECT DISTINCT c.item FROM unnest(CAST(:check_items AS int[]), "
     "CAST(:check_ids AS uuid[]), CAST(:check_versions AS int[])) AS c(item, stream_id, version) "
     "WHERE c.version <> coalesce((SELECT max(v.version) FROM events v "
     "WHERE v.stream_id = c.stream_id), 0)) "
-    "INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, "
-    "metadata, recorded_at) "
-    "SELECT e.event_id, e.stream_id, e.stream_type, e.version, e.type, e.schema_version, e.data, "
-    "e.metadata, e.recorded_at FROM unnest(CAST(:items AS int[]), CAST(:event_ids AS uuid[]), "
-    "CAST(:stream_ids AS uuid[]), CAST(:stream_types AS text[]), CAST(:versions AS int[]), "
-    "CAST(:types AS text[]), CAST(:schema_versions AS smallint[]), CAST(:data AS jsonb[]), "
-    "CAST(:metadata AS jsonb[]), CAST(:recorded_ats AS timestamptz[])) WITH ORDINALITY "
-    "AS e(item, event_id, stream_id, stream_type, version, type, schema_version, data, metadata, "
-    "recorded_at, n) WHERE e.item NOT IN (SELECT item FROM failed) ORDER BY e.n "
-    "RETURNING event_id, position, transaction_id::text::bigint AS txid"
 )
+
+
+def batch_insert(refused: str) -> str:
+    """The batch's INSERT of every event whose append is not among `refused`'s items."""
+    return (
+        "INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, "
+        "data, metadata, recorded_at) "
+        "SELECT e.event_id, e.stream_id, e.stream_type, e.version, e.type, e.schema_version, "
+        "e.data, e.metadata, e.recorded_at FROM unnest(CAST(:items AS int[]), "
+        "CAST(:event_ids AS uuid[]), CAST(:stream_ids AS uuid[]), CAST(:stream_types AS text[]), "
+        "CAST(:versions AS int[]), CAST(:types AS text[]), CAST(:schema_versions AS smallint[]), "
+        "CAST(:data AS jsonb[]), CAST(:metadata AS jsonb[]), "
+        "CAST(:recorded_ats AS timestamptz[])) WITH ORDINALITY "
+        "AS e(item, event_id, stream_id, stream_type, version, type, schema_version, data, "
+        f"metadata, recorded_at, n) WHERE e.item NOT IN (SELECT item FROM {refused}) "
+        "ORDER BY e.n RETURNING event_id, position, transaction_id::text::bigint AS txid"
+    )
+
+
+_APPEND_BATCH = sa.text("WITH " + BATCH_FAILED + batch_insert("failed"))
 
 _READ_STREAM = sa.text(
     f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = :stream_id AND version >= :from_version "

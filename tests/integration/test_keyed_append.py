@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from eventstore.base import ClaimLost, Completion, IdempotencyClaim, IdempotencyConflict
 from eventstore.driver import dispose
 from eventstore.postgres import PostgresEventStore
-from eventstore.records import AppendResult, NewEvent, OutcomeUnknown, StreamAppend
+from eventstore.records import (
+    AppendResult,
+    NewEvent,
+    OutcomeUnknown,
+    StreamAppend,
+    WrongExpectedVersion,
+)
 from tests.conftest import asyncpg_dsn
 from tests.support.cutting_proxy import CuttingProxy, command_complete, simple_query
 
@@ -135,3 +141,70 @@ async def test_a_transaction_cut_at_its_commit_is_outcome_unknown(
     else:  # nothing committed: the claim is still in flight
         with pytest.raises(IdempotencyConflict):
             await again
+
+
+async def claimed(store: PostgresEventStore, key: str) -> IdempotencyClaim:
+    """A fresh claim on `key`."""
+    claim = await store.claim_idempotency("alice", key, "h")
+    assert isinstance(claim, IdempotencyClaim)
+    return claim
+
+
+async def test_keyed_appends_in_flight_together_share_one_commit(
+    pg_store: PostgresEventStore,
+) -> None:
+    """Twelve at once: beyond the two that go out alone, they go out as batches (one
+    transaction each) and every stored answer names its own append's real position."""
+    keys = [uuid4().hex for _ in range(12)]
+    claims = [await claimed(pg_store, key) for key in keys]
+    appends = [appending(1) for _ in keys]
+    results = await asyncio.gather(
+        *(
+            pg_store.append(a, completion=Completion(c, by_token))
+            for a, c in zip(appends, claims, strict=True)
+        )
+    )
+    transactions = {r[0].position.transaction_id for r in results}
+    assert len(transactions) < len(keys)  # some went out together
+    for key, append, result in zip(keys, appends, results, strict=True):
+        stored = await pg_store.read_stream(append.stream_id)
+        assert [e.position for e in stored] == [result[0].position]
+        assert await pg_store.claim_idempotency("alice", key, "h") == by_token(result)
+
+
+async def test_a_batch_refuses_only_the_append_whose_key_was_taken_over(
+    expiring: PostgresEventStore, database_url: str
+) -> None:
+    """Keyed and keyless appends in one batch: the one whose claim is gone raises ClaimLost
+    and appends nothing; one whose check fails keeps its claim in flight; the rest commit."""
+    lost_key, stale_key = uuid4().hex, uuid4().hex
+    lost = await claimed(expiring, lost_key)
+    await claimed(expiring, lost_key)  # its lock ran out at once: taken over
+    stale = await claimed(expiring, stale_key)
+    keyless = [appending(1) for _ in range(6)]
+    lost_append, stale_append = appending(1), appending(1)
+    stale_append = StreamAppend(stale_append.stream_id, "Ticker", 4, stale_append.events)
+    outcomes = await asyncio.gather(
+        *(expiring.append(a) for a in keyless[:3]),
+        expiring.append(lost_append, completion=Completion(lost, by_token)),
+        expiring.append(stale_append, completion=Completion(stale, by_token)),
+        *(expiring.append(a) for a in keyless[3:]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[3], ClaimLost)
+    assert isinstance(outcomes[4], WrongExpectedVersion)
+    assert all(isinstance(o, list) for o in outcomes[:3] + outcomes[5:])
+    assert await expiring.read_stream(lost_append.stream_id) == []
+    assert await expiring.read_stream(stale_append.stream_id) == []
+    for append in keyless:
+        assert len(await expiring.read_stream(append.stream_id)) == 1
+    together = {outcomes[n][0].position.transaction_id for n in (2, 5)}  # type: ignore[index]
+    assert len(together) == 1  # the queued ones, both claims among them, went out as one batch
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT status, response FROM idempotency_records WHERE key = $1", stale_key
+        )
+    finally:
+        await conn.close()
+    assert tuple(row) == ("in_flight", None)

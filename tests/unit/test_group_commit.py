@@ -28,24 +28,31 @@ class Writer:
 
     def __init__(self, fail_together: Exception | None = None) -> None:
         self.alone: list[Item] = []
+        self.refuse: object = None  # the tag whose append a batch answers with an error
         self.together: list[list[Item]] = []
         self.gate = asyncio.Event()
         self.fail_together = fail_together
 
-    async def run_one(self, item: Item) -> list[Position]:
+    async def run_one(self, item: Item, tag: object) -> list[Position]:
         self.alone.append(item)
         await self.gate.wait()
         return [Position(1, len(self.alone))]
 
-    async def run_many(self, items: Sequence[Item]) -> list[list[Position]]:
-        self.together.append(list(items))
+    async def run_many(
+        self, jobs: Sequence[tuple[Item, object]]
+    ) -> list[list[Position] | Exception]:
+        items = [item for item, _ in jobs]
+        self.together.append(items)
         await asyncio.sleep(0)
         if self.fail_together is not None:
             raise self.fail_together
-        return [[Position(2, n)] for n, _ in enumerate(items)]
+        return [
+            ValueError(tag) if tag is not None and tag == self.refuse else [Position(2, n)]
+            for n, (_, tag) in enumerate(jobs)
+        ]
 
 
-def group(writer: Writer, alone_on: type[Exception] = KeyError) -> GroupCommit:
+def group(writer: Writer, alone_on: type[Exception] = KeyError) -> GroupCommit[object]:
     return GroupCommit(writer.run_one, writer.run_many, lambda e: isinstance(e, alone_on))
 
 
@@ -54,7 +61,7 @@ async def test_below_the_limit_an_append_goes_out_alone_at_once() -> None:
     writer.gate.set()
     commit = group(writer)
     for _ in range(3):
-        assert await commit.append(item()) == [Position(1, len(writer.alone))]
+        assert await commit.append(item(), None) == [Position(1, len(writer.alone))]
     assert len(writer.alone) == 3 and writer.together == []
 
 
@@ -63,7 +70,7 @@ async def test_queued_appends_go_out_together_but_never_two_on_one_stream() -> N
     commit = group(writer)
     first, second = item(), item()
     queued = [item(shared), item(), item(shared), item(checked=product), item(product)]
-    tasks = [asyncio.create_task(commit.append(i)) for i in [first, second, *queued]]
+    tasks = [asyncio.create_task(commit.append(i, None)) for i in [first, second, *queued]]
     await asyncio.sleep(0.01)
     assert writer.alone == [first, second] and writer.together == []
     writer.gate.set()
@@ -79,9 +86,9 @@ async def test_queued_appends_go_out_together_but_never_two_on_one_stream() -> N
 async def test_an_append_whose_caller_gave_up_in_the_queue_never_goes_out() -> None:
     writer = Writer()
     commit = group(writer)
-    busy = [asyncio.create_task(commit.append(item())) for _ in range(2)]
+    busy = [asyncio.create_task(commit.append(item(), None)) for _ in range(2)]
     dropped, kept = item(), item()
-    waiting = [asyncio.create_task(commit.append(i)) for i in (dropped, kept)]
+    waiting = [asyncio.create_task(commit.append(i, None)) for i in (dropped, kept)]
     await asyncio.sleep(0.01)
     waiting[0].cancel()
     writer.gate.set()
@@ -94,9 +101,9 @@ async def test_an_append_whose_caller_gave_up_in_the_queue_never_goes_out() -> N
 async def test_a_failed_batch_is_retried_alone_or_fails_every_append(alone: bool) -> None:
     writer = Writer(fail_together=KeyError("unique key") if alone else OSError("lost"))
     commit = group(writer)
-    busy = [asyncio.create_task(commit.append(item())) for _ in range(2)]
+    busy = [asyncio.create_task(commit.append(item(), None)) for _ in range(2)]
     queued = [item() for _ in range(3)]
-    waiting = [asyncio.create_task(commit.append(i)) for i in queued]
+    waiting = [asyncio.create_task(commit.append(i, None)) for i in queued]
     await asyncio.sleep(0.01)
     writer.gate.set()
     await asyncio.gather(*busy)
@@ -107,3 +114,19 @@ async def test_a_failed_batch_is_retried_alone_or_fails_every_append(alone: bool
     else:
         assert all(isinstance(o, OSError) for o in outcomes)
         assert not any(i in writer.alone for i in queued)
+
+
+async def test_a_batch_may_refuse_one_append_and_commit_the_others() -> None:
+    writer = Writer()
+    writer.refuse = "taken over"
+    commit = group(writer)
+    busy = [asyncio.create_task(commit.append(item(), None)) for _ in range(2)]
+    tags = ["a", "taken over", "b"]
+    waiting = [asyncio.create_task(commit.append(item(), tag)) for tag in tags]
+    await asyncio.sleep(0.01)
+    writer.gate.set()
+    await asyncio.gather(*busy)
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert len(writer.together) == 1 and len(writer.together[0]) == 3
+    assert outcomes[0] == [Position(2, 0)] and outcomes[2] == [Position(2, 2)]
+    assert isinstance(outcomes[1], ValueError)
