@@ -39,18 +39,132 @@ RunOne = Callable[[Item, Tag], Awaitable[list[Position]]]
 # Several: each one's positions as RunOne gives them, or the error that append alone failed with.
 RunMany = Callable[[Sequence[tuple[Item, Tag]]], Awaitable[list[list[Position] | Exception]]]
 
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
 
 @dataclass
-class _Pending(Generic[Tag]):
+class _Queued(Generic[Job, Result]):
+    job: Job
+    future: asyncio.Future[Result]
+
+
+class Batcher(Generic[Job, Result]):
+    """Runs jobs alone while few are in flight, and the queued ones together otherwise.
+
+    `run_many` answers each job of a batch with its result or with the error it alone failed
+    with; if the whole batch fails with an error `alone_on` accepts, each job is run alone.
+    """
+
+    def __init__(
+        self,
+        run_one: Callable[[Job], Awaitable[Result]],
+        run_many: Callable[[Sequence[Job]], Awaitable[list[Result | Exception]]],
+        alone_on: Callable[[BaseException], bool],
+        max_in_flight: int = 2,
+    ) -> None:
+        self._run_one, self._run_many, self._alone_on = run_one, run_many, alone_on
+        self.max_in_flight = max_in_flight
+        self._queue: collections.deque[_Queued[Job, Result]] = collections.deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, job: Job) -> Result:
+        """The job's result: at once alone while few are in flight, else with the next batch."""
+        if self._in_flight < self.max_in_flight and not self._queue:
+            self._in_flight += 1
+            try:
+                return await self._run_one(job)
+            finally:
+                self._in_flight -= 1
+                self._launch()
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(job, future))
+        # A waiter cancelled before its batch left is dropped from the queue (see _take); one
+        # cancelled after may still be committed, as a statement cancelled mid-way may be.
+        return await future
+
+    def admission(self) -> Callable[[Job], bool]:
+        """Whether a job may join the batch being formed (asked in arrival order): any may."""
+        return lambda job: True
+
+    def _launch(self) -> None:
+        while self._queue and self._in_flight < self.max_in_flight:
+            batch = self._take()
+            if not batch:
+                continue
+            self._in_flight += 1
+            task = asyncio.create_task(self._run(batch), name="ordertrail-batch")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self) -> list[_Queued[Job, Result]]:
+        """The queued jobs that fit one batch, in arrival order; the rest stay queued."""
+        batch: list[_Queued[Job, Result]] = []
+        kept: collections.deque[_Queued[Job, Result]] = collections.deque()
+        admit = self.admission()
+        while self._queue:
+            queued = self._queue.popleft()
+            if queued.future.done():  # its caller gave up before it left
+                continue
+            (batch if admit(queued.job) else kept).append(queued)
+        self._queue = kept
+        return batch
+
+    async def _run(self, batch: list[_Queued[Job, Result]]) -> None:
+        try:
+            if len(batch) == 1:
+                await self._settle(batch[0])
+                return
+            try:
+                results = await self._run_many([q.job for q in batch])
+            except Exception as exc:
+                if not self._alone_on(exc):
+                    raise
+                for queued in batch:  # one of them lost a race: each finds out on its own
+                    await self._settle(queued)
+                return
+            for queued, outcome in zip(batch, results, strict=True):
+                if queued.future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    queued.future.set_exception(outcome)
+                else:
+                    queued.future.set_result(outcome)
+        except Exception as exc:  # the store is down, say: every job of the batch failed
+            for queued in batch:
+                if not queued.future.done():
+                    queued.future.set_exception(exc)
+        except BaseException:
+            for queued in batch:
+                queued.future.cancel()
+            raise
+        finally:
+            self._in_flight -= 1
+            self._launch()
+
+    async def _settle(self, queued: _Queued[Job, Result]) -> None:
+        """Run one job alone and hand its outcome, whatever it is, to its caller."""
+        try:
+            result = await self._run_one(queued.job)
+        except Exception as exc:
+            if not queued.future.done():
+                queued.future.set_exception(exc)
+            return
+        if not queued.future.done():
+            queued.future.set_result(result)
+
+
+@dataclass(frozen=True)
+class _Append(Generic[Tag]):
     item: Item
     tag: Tag
-    future: asyncio.Future[list[Position]]
     written: frozenset[UUID]
     touched: frozenset[UUID]
     events: int
 
 
-class GroupCommit(Generic[Tag]):
+class GroupCommit(Batcher[_Append[Tag], list[Position]]):
     """Runs appends alone while few are in flight, and queued ones together otherwise."""
 
     def __init__(
@@ -61,101 +175,37 @@ class GroupCommit(Generic[Tag]):
         max_in_flight: int = 2,
         max_events: int = 256,
     ) -> None:
-        self._run_one, self._run_many, self._alone_on = run_one, run_many, alone_on
-        self.max_in_flight, self.max_events = max_in_flight, max_events
-        self._queue: collections.deque[_Pending[Tag]] = collections.deque()
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        async def one(append: _Append[Tag]) -> list[Position]:
+            return await run_one(append.item, append.tag)
+
+        async def many(appends: Sequence[_Append[Tag]]) -> list[list[Position] | Exception]:
+            return await run_many([(a.item, a.tag) for a in appends])
+
+        super().__init__(one, many, alone_on, max_in_flight)
+        self.max_events = max_events
 
     async def append(self, item: Item, tag: Tag) -> list[Position]:
         """The positions of `item`'s events once committed; [] if its checks refused it."""
-        if self._in_flight < self.max_in_flight and not self._queue:
-            self._in_flight += 1
-            try:
-                return await self._run_one(item, tag)
-            finally:
-                self._in_flight -= 1
-                self._launch()
         written = frozenset(s.stream_id for s in item if s.events)
         touched = frozenset(s.stream_id for s in item)
         events = sum(len(s.events) for s in item)
-        future: asyncio.Future[list[Position]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(item, tag, future, written, touched, events))
-        # A waiter cancelled before its batch left is dropped from the queue (see _take); one
-        # cancelled after may still be committed, as a statement cancelled mid-way may be.
-        return await future
+        return await self.submit(_Append(item, tag, written, touched, events))
 
-    def _launch(self) -> None:
-        while self._queue and self._in_flight < self.max_in_flight:
-            batch = self._take()
-            if not batch:
-                continue
-            self._in_flight += 1
-            task = asyncio.create_task(self._run(batch), name="ordertrail-group-commit")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    def _take(self) -> list[_Pending[Tag]]:
-        """The queued appends that fit one batch, in arrival order; the rest stay queued."""
-        batch: list[_Pending[Tag]] = []
+    def admission(self) -> Callable[[_Append[Tag]], bool]:
+        """Within `max_events`, and never an append touching a stream another one writes to."""
         written: set[UUID] = set()
         touched: set[UUID] = set()
-        events, kept = 0, collections.deque[_Pending[Tag]]()
-        while self._queue:
-            pending = self._queue.popleft()
-            if pending.future.done():  # its caller gave up before it left
-                continue
-            fits = not batch or events + pending.events <= self.max_events
-            apart = not (pending.written & touched or pending.touched & written)
-            if fits and apart:
-                batch.append(pending)
-                written |= pending.written
-                touched |= pending.touched
-                events += pending.events
-            else:
-                kept.append(pending)
-        self._queue = kept
-        return batch
+        events = 0
 
-    async def _run(self, batch: list[_Pending[Tag]]) -> None:
-        try:
-            if len(batch) == 1:
-                await self._settle(batch[0])
-                return
-            try:
-                results = await self._run_many([(p.item, p.tag) for p in batch])
-            except Exception as exc:
-                if not self._alone_on(exc):
-                    raise
-                for pending in batch:  # one of them lost a race: each finds out on its own
-                    await self._settle(pending)
-                return
-            for pending, outcome in zip(batch, results, strict=True):
-                if pending.future.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    pending.future.set_exception(outcome)
-                else:
-                    pending.future.set_result(outcome)
-        except Exception as exc:  # the store is down, say: every append of the batch failed
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
-        except BaseException:
-            for pending in batch:
-                pending.future.cancel()
-            raise
-        finally:
-            self._in_flight -= 1
-            self._launch()
+        def admit(append: _Append[Tag]) -> bool:
+            nonlocal events
+            fits = not touched or events + append.events <= self.max_events
+            apart = not (append.written & touched or append.touched & written)
+            if not (fits and apart):
+                return False
+            written.update(append.written)
+            touched.update(append.touched)
+            events += append.events
+            return True
 
-    async def _settle(self, pending: _Pending[Tag]) -> None:
-        """Run one append alone and hand its outcome, whatever it is, to its caller."""
-        try:
-            positions = await self._run_one(pending.item, pending.tag)
-        except Exception as exc:
-            if not pending.future.done():
-                pending.future.set_exception(exc)
-            return
-        if not pending.future.done():
-            pending.future.set_result(positions)
+        return admit

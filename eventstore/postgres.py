@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, SnapshotRecord, StoredResponse
-from eventstore.batching import GroupCommit
+from eventstore.batching import Batcher, GroupCommit
 from eventstore.completing import BATCH_COMPLETING, Keyed, batch_claims, completing_statement, keyed
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, lost_race
@@ -90,6 +90,9 @@ class PostgresEventStore:
         self._group: GroupCommit[Keyed | None] = GroupCommit(
             self._append_alone, self._append_together, lost_race
         )
+        # Claims too go out together while others are in flight: distinct keys only, since one
+        # statement may take a record once.
+        self._claims = _ClaimBatcher(self._claim_one, self._claim_together, lost_race)
 
     def on_appended(self, listener: AppendListener) -> None:
         """Call `listener(streams, last position, seconds)` after every committed append."""
@@ -257,14 +260,24 @@ class PostgresEventStore:
     ) -> IdempotencyClaim | StoredResponse:
         """Own `key` (a claim) or get the stored response; raise IdempotencyConflict otherwise."""
         async with translate_errors():
-            return await idempotency.claim(
-                self._driver.fetch,
-                actor,
-                key,
-                request_hash,
-                ttl=self._ttl,
-                lock_seconds=self._lock_seconds,
-            )
+            return await self._claims.submit(idempotency.ClaimRequest(actor, key, request_hash))
+
+    async def _claim_one(self, request: idempotency.ClaimRequest) -> idempotency.Claimed:
+        return await idempotency.claim(
+            self._driver.fetch,
+            request.actor,
+            request.key,
+            request.request_hash,
+            ttl=self._ttl,
+            lock_seconds=self._lock_seconds,
+        )
+
+    async def _claim_together(
+        self, requests: Sequence[idempotency.ClaimRequest]
+    ) -> list[idempotency.Claimed | Exception]:
+        return await idempotency.claim_many(
+            self._driver.fetch, requests, ttl=self._ttl, lock_seconds=self._lock_seconds
+        )
 
     async def complete_idempotency(self, claim: IdempotencyClaim, response: StoredResponse) -> None:
         """Store the response of a claimed request that appended nothing."""
@@ -275,3 +288,20 @@ class PostgresEventStore:
         """Forget a claim whose request failed, so the client may retry with the same key."""
         async with translate_errors():
             await idempotency.release(self._driver.fetch, claim)
+
+
+class _ClaimBatcher(Batcher[idempotency.ClaimRequest, idempotency.Claimed]):
+    """Claims in batches of distinct keys."""
+
+    def admission(self) -> Callable[[idempotency.ClaimRequest], bool]:
+        """A key already in the batch waits for the next one."""
+        keys: set[tuple[str, str]] = set()
+
+        def admit(request: idempotency.ClaimRequest) -> bool:
+            key = (request.actor, request.key)
+            if key in keys:
+                return False
+            keys.add(key)
+            return True
+
+        return admit

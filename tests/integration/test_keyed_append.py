@@ -208,3 +208,37 @@ async def test_a_batch_refuses_only_the_append_whose_key_was_taken_over(
     finally:
         await conn.close()
     assert tuple(row) == ("in_flight", None)
+
+
+async def test_claims_in_flight_together_go_out_as_one_statement(
+    pg_store: PostgresEventStore, database_url: str
+) -> None:
+    """Thirteen at once: new keys are taken, a finished key replays or refuses another body,
+    and a key asked twice is taken once (the repeat goes in another batch, and one of the two
+    finds the other in flight); the queued ones share one transaction."""
+    done = uuid4().hex
+    append = appending(1)
+    results = await pg_store.append(
+        append, completion=Completion(await claimed(pg_store, done), by_token)
+    )
+    keys = [uuid4().hex for _ in range(10)]
+    asked = [(k, "h") for k in keys] + [(done, "h"), (done, "other"), (keys[5], "h")]
+    outcomes = await asyncio.gather(
+        *(pg_store.claim_idempotency("alice", key, body) for key, body in asked),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, IdempotencyClaim) for n, o in enumerate(outcomes[:10]) if n != 5)
+    assert outcomes[10] == by_token(results)
+    assert isinstance(outcomes[11], IdempotencyConflict) and outcomes[11].reason == "body_mismatch"
+    # The key asked twice: whichever statement reaches its record first takes it.
+    twice = sorted((outcomes[5], outcomes[12]), key=lambda o: isinstance(o, IdempotencyClaim))
+    assert isinstance(twice[0], IdempotencyConflict) and twice[0].reason == "in_flight"
+    assert isinstance(twice[1], IdempotencyClaim)
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        starts = await conn.fetchval(  # now() is the transaction's start: one per statement
+            "SELECT count(DISTINCT created_at) FROM idempotency_records WHERE key = ANY($1)", keys
+        )
+    finally:
+        await conn.close()
+    assert starts < len(keys)
