@@ -287,7 +287,8 @@ def notes(statuses: dict[int, int], skus: int) -> list[str]:
         "request) on receive stock and place order, half the commands: the ones a client "
         "retries after a timeout, since a duplicate would double a receipt or an order; "
         "register and reprice are idempotent by content. A keyed command adds the key's claim "
-        "(one round trip); its response is written by the append's own statement.",
+        "(one round trip, batched with the claims in flight); its response is written by the "
+        "append's own statement, which joins the group commit.",
         "insert ceiling: bare FastAPI + one asyncpg INSERT (asyncpg pool of 10, no reset query on "
         "release: one statement per request) into a table of the "
         "events table's shape; eventsourcing: `Application.save()` of a new one-event aggregate "
