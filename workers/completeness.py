@@ -39,7 +39,6 @@ from uuid import UUID
 import bson
 from pymongo.asynchronous.collection import AsyncCollection
 
-from core.mongo import find_by_ids
 from domain.values import stock_item_id
 from eventstore.base import EventStore
 from eventstore.positions import Position
@@ -137,11 +136,6 @@ async def read_streams(store: EventStore, ids: Iterable[UUID]) -> list[list[Stor
         chunk = ordered[start : start + READ_CONCURRENCY]
         streams += await asyncio.gather(*(store.read_stream(i) for i in chunk))
     return streams
-
-
-async def documents(collection: AsyncCollection[Any], keys: Iterable[Any]) -> dict[Any, Any]:
-    """The documents of `keys`, by key."""
-    return await find_by_ids(collection, keys)
 
 
 def refold(

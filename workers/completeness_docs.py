@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from core.mongo import find_by_ids
 from eventstore.base import EventStore
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
@@ -31,7 +32,6 @@ from workers.completeness import (
     Hole,
     Refold,
     compare,
-    documents,
     primary_streams,
     unexpected,
 )
@@ -49,7 +49,7 @@ async def audit_documents(
     async for ids in primary_streams(side.inspector, projection, upto):
         page = await _first_events(side.store, ids)
         keys = _keys(projection, page)
-        seen = Seen(await documents(projection.collection, keys), keys)
+        seen = Seen(await find_by_ids(projection.collection, keys), keys)
         if any(doc["_last"] > upto.token for doc in seen.found.values()):
             for cursor in page:  # a worker moved a document on after these events were read
                 cursor.reopen()

@@ -27,6 +27,7 @@ from uuid import UUID
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from core.mongo import find_by_ids
 from eventstore.positions import Position
 from eventstore.records import StoredEvent
 from projections.counters import Shape, Tally
@@ -45,7 +46,6 @@ from workers.audit_scratch import MARK, Scratch, scratch
 from workers.completeness import (
     Hole,
     compare,
-    documents,
     primary_streams,
     read_streams,
     refold,
@@ -102,7 +102,7 @@ async def _orders(
     """Refold each order's state, and add its effects to the recount, a page at a time."""
     checked, holes = 0, []
     async for ids in primary_streams(side.inspector, projection, Position.parse(newest)):
-        found = await documents(projection.orders, [str(i) for i in ids])
+        found = await find_by_ids(projection.orders, [str(i) for i in ids])
         tallies: list[tuple[str, Tally]] = []
         for stream in await read_streams(side.store, ids):
             events = [e for e in stream if e.type in ORDER_EVENTS]
