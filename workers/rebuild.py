@@ -42,6 +42,10 @@ from workers.runner import CatchUp
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # events done, events in total (so far)
 OLD_GENERATION_GRACE_SECONDS = 2.0
+# A rebuild's pass saves its checkpoint at most this often, not after every page: each save is
+# a write the read-model server serialises with the load (a thousand per projection at a
+# million events). An interrupted rebuild re-applies at most this long a stretch, guarded.
+CHECKPOINT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,34 @@ class RebuildResult:
     def rate(self) -> float:
         """Events applied per second of applying."""
         return self.events / max(self.apply_seconds, 1e-9)
+
+
+class Coalesced:
+    """A subscriber whose checkpoint is saved after some time rather than after every page.
+
+    It writes every page as it comes, as the subscriber does; only `due` holds the runner's
+    checkpoint back (subscriptions.Buffered), so a crash re-reads what came after the last save
+    and the subscriber's guards keep it exactly-once.
+    """
+
+    def __init__(self, inner: Subscriber, seconds: float) -> None:
+        self.inner, self.name, self.handles = inner, inner.name, inner.handles
+        self.seconds, self.since = seconds, time.monotonic()
+
+    async def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Apply through the wrapped subscriber: the writes are not held."""
+        await self.inner.apply(events)
+
+    def due(self) -> bool:
+        """Whether the last save is old enough for another."""
+        return time.monotonic() - self.since >= self.seconds
+
+    async def flush(self) -> None:
+        """Nothing is held: the checkpoint that follows is all there is to do."""
+        self.since = time.monotonic()
+
+    def discard(self) -> None:
+        """Nothing is held to forget."""
 
 
 class Named:
@@ -162,14 +194,15 @@ async def _bulk_pass(
 ) -> int:
     """Project up to the head, folding documents in memory where the projection allows it.
 
-    A flush that fails for any reason but an outage (a document too large, say) cannot tell
-    which event caused it: the pass goes on page by page from the last flush, where the
-    runner isolates and parks the event as in live updates.
+    Either way the checkpoint is saved at most every CHECKPOINT_SECONDS. A flush that fails for
+    any reason but an outage (a document too large, say) cannot tell which event caused it: the
+    pass goes on page by page from the last flush, where the runner isolates and parks the event
+    as in live updates.
     """
-    inner = shadow.inner
+    inner, paced = shadow.inner, Coalesced(shadow, CHECKPOINT_SECONDS)
     events, per_document = window
     if not (events > 0 and isinstance(inner, DocumentProjection) and inner.write_behind):
-        return await _catch_up_with_progress(catch_up, shadow, side, progress)
+        return await _catch_up_with_progress(catch_up, paced, side, progress)
     try:
         return await _catch_up_with_progress(
             catch_up,
@@ -179,7 +212,7 @@ async def _bulk_pass(
         )
     except FlushFailed as exc:
         log.warning("%s; going on page by page", exc)
-    return await _catch_up_with_progress(catch_up, shadow, side, progress)
+    return await _catch_up_with_progress(catch_up, paced, side, progress)
 
 
 async def _catch_up_with_progress(
