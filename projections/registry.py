@@ -67,10 +67,17 @@ def build(
 
 
 async def ensure_indexes(
-    db: AsyncDatabase[Document], name: str, names: Mapping[str, str] | None = None
+    db: AsyncDatabase[Document],
+    name: str,
+    names: Mapping[str, str] | None = None,
+    unique_only: bool = False,
 ) -> None:
-    """Create the indexes of a projection's collections (idempotent)."""
+    """Create the indexes of a projection's collections (idempotent); with `unique_only`, only
+    those that refuse a write."""
     names = names or {}
     for collection in COLLECTIONS[name]:
-        if collection in INDEXES:
-            await db[names.get(collection, collection)].create_indexes(INDEXES[collection])
+        models = [
+            m for m in INDEXES.get(collection, []) if m.document.get("unique") or not unique_only
+        ]
+        if models:
+            await db[names.get(collection, collection)].create_indexes(models)
