@@ -174,6 +174,7 @@ class GroupCommit(Batcher[_Append[Tag], list[Position]]):
         alone_on: Callable[[BaseException], bool],
         max_in_flight: int = 2,
         max_events: int = 256,
+        max_tagged: int | None = None,
     ) -> None:
         async def one(append: _Append[Tag]) -> list[Position]:
             return await run_one(append.item, append.tag)
@@ -182,7 +183,7 @@ class GroupCommit(Batcher[_Append[Tag], list[Position]]):
             return await run_many([(a.item, a.tag) for a in appends])
 
         super().__init__(one, many, alone_on, max_in_flight)
-        self.max_events = max_events
+        self.max_events, self.max_tagged = max_events, max_tagged
 
     async def append(self, item: Item, tag: Tag) -> list[Position]:
         """The positions of `item`'s events once committed; [] if its checks refused it."""
@@ -192,20 +193,23 @@ class GroupCommit(Batcher[_Append[Tag], list[Position]]):
         return await self.submit(_Append(item, tag, written, touched, events))
 
     def admission(self) -> Callable[[_Append[Tag]], bool]:
-        """Within `max_events`, and never an append touching a stream another one writes to."""
+        """Within `max_events` and `max_tagged`, and never an append touching a stream another
+        one writes to."""
         written: set[UUID] = set()
         touched: set[UUID] = set()
-        events = 0
+        events = tagged = 0
 
         def admit(append: _Append[Tag]) -> bool:
-            nonlocal events
+            nonlocal events, tagged
             fits = not touched or events + append.events <= self.max_events
             apart = not (append.written & touched or append.touched & written)
-            if not (fits and apart):
+            is_tagged = append.tag is not None
+            room = not is_tagged or self.max_tagged is None or tagged < self.max_tagged
+            if not (fits and apart and room):
                 return False
             written.update(append.written)
             touched.update(append.touched)
-            events += append.events
+            events, tagged = events + append.events, tagged + is_tagged
             return True
 
         return admit

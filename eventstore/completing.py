@@ -68,28 +68,41 @@ _ONE_CHECKED = Statement.of(sa.text(_HEAD + INSERT_ONE + CHECKS + _TAIL))
 _COMPLETING = {APPEND_ONE_FAST: _ONE, APPEND_ONE_CHECKED_FAST: _ONE_CHECKED}
 
 
-# The same for a group-commit batch: every keyed append's claim is locked in (actor, key) order,
-# so two batches never wait for each other's claims crosswise; an append whose claim is gone is
-# refused like one whose check failed, and `held` tells the two apart.
+# The same for a group-commit batch. Each keyed append's claim is looked up by its primary key
+# and locked one at a time, in the arrays' order, which is (actor, key) order: two batches never
+# wait for each other's claims crosswise. Per row, not as a join: a join with the batch's arrays
+# (which the planner takes for ten rows) once ran as a hash join over a sequential scan of the
+# whole table, its statistics too old to show it growing. The response goes in by the locked
+# rows' ctids (a TID scan, whatever the statistics say): nothing but the claim's holder writes a
+# new version of a held claim, so the row locked is the row the statement sees. An append whose
+# claim is gone is refused like one whose check failed, and `held` tells the two apart.
 _HELD = (
-    "held AS (SELECT k.item FROM unnest(CAST(:claim_items AS int[]), "
+    "held AS (SELECT k.item, x.tid FROM unnest(CAST(:claim_items AS int[]), "
     "CAST(:claim_actors AS text[]), CAST(:claim_keys AS text[]), CAST(:claim_tokens AS uuid[])) "
-    "AS k(item, actor, key, token) JOIN idempotency_records r ON r.actor = k.actor "
-    "AND r.key = k.key AND r.lock_token = k.token AND r.status = 'in_flight' "
-    "ORDER BY r.actor, r.key FOR UPDATE OF r), "
+    "AS k(item, actor, key, token) CROSS JOIN LATERAL (SELECT r.ctid AS tid "
+    "FROM idempotency_records r WHERE r.actor = k.actor AND r.key = k.key "
+    "AND r.lock_token = k.token AND r.status = 'in_flight' FOR UPDATE) AS x), "
     "refused AS (SELECT item FROM failed UNION SELECT k.item FROM "
     "unnest(CAST(:claim_items AS int[])) AS k(item) WHERE k.item NOT IN (SELECT item FROM held)), "
 )
+# At most this many keyed appends share a batch: the statement stores each one's response by
+# its own UPDATE of one row by ctid, which the planner runs as a TID scan whatever its
+# statistics say (an UPDATE of several rows at once it once ran as a sequential scan).
+KEYED_PER_BATCH = 8
 _STORE = (
-    "done AS (UPDATE idempotency_records r SET status = 'done', locked_until = NULL, "
-    "response = CAST(replace(d.response, d.stand_in, "
-    "lpad(to_hex(i.txid), 16, '0') || lpad(to_hex(i.position), 16, '0')) AS jsonb) "
-    "FROM unnest(CAST(:claim_actors AS text[]), CAST(:claim_keys AS text[]), "
-    "CAST(:claim_tokens AS uuid[]), CAST(:responses AS text[]), CAST(:stand_ins AS text[]), "
-    "CAST(:claim_events AS uuid[])) AS d(actor, key, token, response, stand_in, event_id) "
-    "JOIN inserted i ON i.event_id = d.event_id WHERE r.actor = d.actor AND r.key = d.key "
-    "AND r.lock_token = d.token AND r.status = 'in_flight') "
-    "SELECT event_id, position, txid, NULL::int AS held FROM inserted "
+    "answers AS (SELECT row_number() OVER () AS n, h.tid, CAST(replace(d.response, d.stand_in, "
+    "lpad(to_hex(i.txid), 16, '0') || lpad(to_hex(i.position), 16, '0')) AS jsonb) AS response "
+    "FROM unnest(CAST(:claim_items AS int[]), CAST(:responses AS text[]), "
+    "CAST(:stand_ins AS text[]), CAST(:claim_events AS uuid[])) "
+    "AS d(item, response, stand_in, event_id) "
+    "JOIN held h ON h.item = d.item JOIN inserted i ON i.event_id = d.event_id), "
+    + ", ".join(
+        f"done{n} AS (UPDATE idempotency_records r SET status = 'done', locked_until = NULL, "
+        f"response = (SELECT a.response FROM answers a WHERE a.n = {n}) "
+        f"WHERE r.ctid = (SELECT a.tid FROM answers a WHERE a.n = {n}))"
+        for n in range(1, KEYED_PER_BATCH + 1)
+    )
+    + " SELECT event_id, position, txid, NULL::int AS held FROM inserted "
     "UNION ALL SELECT NULL, NULL, NULL, item FROM held"
 )
 BATCH_COMPLETING = Statement.of(
@@ -147,8 +160,10 @@ def completing_statement(
 def batch_claims(
     responses: Sequence[tuple[int, Keyed]], owners: dict[UUID, int]
 ) -> dict[str, list[Any]]:
-    """The claim arrays of a batch: each keyed append's item, claim, response and event id."""
+    """The claim arrays of a batch: each keyed append's item, claim, response and event id,
+    in (actor, key) order, the order the statement locks the claims in."""
     event_of = {item: event_id for event_id, item in owners.items()}  # one event per keyed one
+    responses = sorted(responses, key=lambda pair: (pair[1].actor, pair[1].key))
     return {
         "claim_items": [item for item, _ in responses],
         "claim_actors": [r.actor for _, r in responses],

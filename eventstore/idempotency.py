@@ -56,7 +56,9 @@ WHERE actor = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM taken)
 """
 
 # Several claims of distinct keys in one statement, a row each in their order. Records are
-# taken in (actor, key) order, so two such statements never wait for each other crosswise.
+# taken in (actor, key) order, so two such statements never wait for each other crosswise. A
+# record left untouched is read by its primary key, a row at a time (LIMIT keeps the planner
+# from turning it into a join, which it once ran as a hash join over the whole table).
 _CLAIM_MANY = f"""
 WITH {_QUIET},
 asked AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY
@@ -65,10 +67,12 @@ taken AS ({_INSERT} SELECT actor, key, request_hash, 'in_flight', lock_token, {_
     FROM asked ORDER BY actor, key
     {_TAKE_OVER} RETURNING actor, key, lock_token
 )
-SELECT t.lock_token, e.request_hash, e.status, e.response::text AS response
+SELECT t.lock_token, e.request_hash, e.status, e.response
 FROM asked a CROSS JOIN quiet
 LEFT JOIN taken t ON t.actor = a.actor AND t.key = a.key
-LEFT JOIN idempotency_records e ON t.lock_token IS NULL AND e.actor = a.actor AND e.key = a.key
+LEFT JOIN LATERAL (SELECT request_hash, status, response::text AS response
+    FROM idempotency_records WHERE actor = a.actor AND key = a.key LIMIT 1) e
+    ON t.lock_token IS NULL
 ORDER BY a.n
 """
 

@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eventstore import idempotency
 from eventstore.base import Completion, IdempotencyClaim, SnapshotRecord, StoredResponse
 from eventstore.batching import Batcher, GroupCommit
-from eventstore.completing import BATCH_COMPLETING, Keyed, batch_claims, completing_statement, keyed
+from eventstore.completing import (
+    BATCH_COMPLETING,
+    KEYED_PER_BATCH,
+    Keyed,
+    batch_claims,
+    completing_statement,
+    keyed,
+)
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, lost_race
 from eventstore.idempotency_purge import PURGE
@@ -88,7 +95,7 @@ class PostgresEventStore:
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
         self._group: GroupCommit[Keyed | None] = GroupCommit(
-            self._append_alone, self._append_together, lost_race
+            self._append_alone, self._append_together, lost_race, max_tagged=KEYED_PER_BATCH
         )
         # Claims too go out together while others are in flight: distinct keys only, since one
         # statement may take a record once.
