@@ -70,12 +70,12 @@ _COMPLETING = {APPEND_ONE_FAST: _ONE, APPEND_ONE_CHECKED_FAST: _ONE_CHECKED}
 
 # The same for a group-commit batch. Each keyed append's claim is looked up by its primary key
 # and locked one at a time, in the arrays' order, which is (actor, key) order: two batches never
-# wait for each other's claims crosswise. Per row, not as a join: a join with the batch's arrays
-# (which the planner takes for ten rows) once ran as a hash join over a sequential scan of the
-# whole table, its statistics too old to show it growing. The response goes in by the locked
-# rows' ctids (a TID scan, whatever the statistics say): nothing but the claim's holder writes a
-# new version of a held claim, so the row locked is the row the statement sees. An append whose
-# claim is gone is refused like one whose check failed, and `held` tells the two apart.
+# wait for each other's claims crosswise. Per row, not as a join: a connection keeps the plan it
+# made for a statement while the table was young, and a join with the batch's arrays was then a
+# hash join over a sequential scan of every record, kept as the table grew. Each response goes in
+# by its locked row's ctid (a TID scan, however old the plan): nothing but the claim's holder
+# writes a new version of a held claim, so the row locked is the row the statement sees. An
+# append whose claim is gone is refused like one whose check failed; `held` tells them apart.
 _HELD = (
     "held AS (SELECT k.item, x.tid FROM unnest(CAST(:claim_items AS int[]), "
     "CAST(:claim_actors AS text[]), CAST(:claim_keys AS text[]), CAST(:claim_tokens AS uuid[])) "
@@ -86,8 +86,8 @@ _HELD = (
     "unnest(CAST(:claim_items AS int[])) AS k(item) WHERE k.item NOT IN (SELECT item FROM held)), "
 )
 # At most this many keyed appends share a batch: the statement stores each one's response by
-# its own UPDATE of one row by ctid, which the planner runs as a TID scan whatever its
-# statistics say (an UPDATE of several rows at once it once ran as a sequential scan).
+# an UPDATE of its own, of one row by ctid (an UPDATE of several rows at once by ctid was planned
+# as a sequential scan on a young table, and kept).
 KEYED_PER_BATCH = 8
 _STORE = (
     "answers AS (SELECT row_number() OVER () AS n, h.tid, CAST(replace(d.response, d.stand_in, "
