@@ -31,6 +31,9 @@ class Completion:
 
     claim: IdempotencyClaim
     respond: Callable[[list[AppendResult]], StoredResponse]
+    # The caller vouches that `respond` uses the position only through its token (the command
+    # API's answer does, and a test holds it to that): it is then rendered once, not twice.
+    by_token: bool = False
 
 
 class IdempotencyConflict(Exception):

@@ -42,6 +42,7 @@ from eventstore.statements import (
     Statement,
     append_results,
     batch_insert,
+    one_event,
     statement_for,
 )
 
@@ -133,7 +134,7 @@ class Keyed:
 def keyed(streams: tuple[StreamAppend, ...], completion: Completion) -> Keyed | None:
     """What a statement needs to store the append's response with it; None if only a
     transaction can (more than one event, or a response using the position otherwise)."""
-    if _COMPLETING.get(statement_for(streams)[0]) is None:
+    if not one_event(streams):
         return None
     rendered = _rendered(streams, completion)
     if rendered is None:
@@ -178,8 +179,11 @@ def batch_claims(
 def _rendered(streams: tuple[StreamAppend, ...], completion: Completion) -> tuple[str, str] | None:
     """The response as JSON with a stand-in token for the position, and that token; None if
     the response uses the position otherwise than by its token."""
-    first, second = _stand_in(), _stand_in()
+    first = _stand_in()
     text = json.dumps(completion.respond(append_results(streams, [first])))
+    if completion.by_token:
+        return text, first.token
+    second = _stand_in()
     again = json.dumps(completion.respond(append_results(streams, [second])))
     if text.replace(first.token, second.token) != again:
         return None

@@ -67,6 +67,8 @@ class Context:
     expected_version: int | None = None
     claim: IdempotencyClaim | None = None
     respond: Callable[[Outcome], StoredResponse] | None = None
+    # `respond` uses the outcome's position only through its token (see Completion.by_token).
+    respond_by_token: bool = False
     # Other streams the decision was made from, at the versions it saw: the append checks them
     # in the same statement, and raises AssumptionFailed if any has moved on.
     unchanged: Mapping[UUID, int] = field(default_factory=dict)
@@ -272,4 +274,8 @@ def _completion(context: Context, version_before: int) -> Completion | None:
     if context.claim is None or context.respond is None:
         return None
     respond = context.respond
-    return Completion(context.claim, lambda results: respond(_outcome(results[0], version_before)))
+    return Completion(
+        context.claim,
+        lambda results: respond(_outcome(results[0], version_before)),
+        by_token=context.respond_by_token,
+    )

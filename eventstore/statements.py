@@ -172,11 +172,16 @@ def row_to_event(row: Any) -> StoredEvent:
     )
 
 
+def one_event(streams: tuple[StreamAppend, ...]) -> bool:
+    """Whether the append is one event on its first stream and only checks on the others."""
+    return len(streams[0].events) == 1 and not any(check.events for check in streams[1:])
+
+
 def statement_for(streams: tuple[StreamAppend, ...]) -> tuple[Statement, dict[str, Any]]:
     """The one-row insert for one event on the first stream and only checks on the others,
     else the general append."""
     stream, checks = streams[0], streams[1:]
-    if len(stream.events) != 1 or any(check.events for check in checks):
+    if not one_event(streams):
         return APPEND_FAST, append_params(streams)
     event = stream.events[0]
     params: dict[str, Any] = {

@@ -242,3 +242,28 @@ async def test_claims_in_flight_together_go_out_as_one_statement(
     finally:
         await conn.close()
     assert starts < len(keys)
+
+
+@pytest.mark.parametrize("together", [1, 12])
+async def test_an_answer_vouched_for_by_token_is_rendered_once_and_stored_right(
+    pg_store: PostgresEventStore, together: int
+) -> None:
+    """Alone or in a batch, the one rendering's stand-in gives way to the real token."""
+    keys = [uuid4().hex for _ in range(together)]
+    claims = [await claimed(pg_store, key) for key in keys]
+    appends = [appending(1) for _ in keys]
+    calls: list[int] = []
+
+    def counted(results: list[AppendResult]) -> dict[str, object]:
+        calls.append(1)
+        return by_token(results)
+
+    results = await asyncio.gather(
+        *(
+            pg_store.append(a, completion=Completion(c, counted, by_token=True))
+            for a, c in zip(appends, claims, strict=True)
+        )
+    )
+    assert len(calls) == together
+    for key, result in zip(keys, results, strict=True):
+        assert await pg_store.claim_idempotency("alice", key, "h") == by_token(result)
