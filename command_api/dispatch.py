@@ -20,7 +20,13 @@ from core.http import authorize, bearer_token, read_headers, request_id
 from core.logging import bind
 from core.metrics import COMMANDS, labelled
 from core.openapi import documents, header, model_headers
-from eventstore.base import IdempotencyClaim, StoredResponse
+from eventstore.base import (
+    AlreadyAnswered,
+    IdempotencyClaim,
+    IdempotencyConflict,
+    IdempotencyKey,
+    StoredResponse,
+)
 from eventstore.records import StoreUnavailable
 from eventstore.repository import Context, Outcome, Repository
 
@@ -45,35 +51,59 @@ class CommandRunner:
     request_hash: str
 
     async def run(self, handler: Handler, command: object) -> JSONResponse:
-        """Run `command` through `handler` and answer as DESIGN §6 says."""
-        claim: IdempotencyClaim | None = None
+        """Run `command` through `handler` and answer as DESIGN §6 says.
+
+        A keyed command is decided first and its append takes the key (one statement); a key
+        answered already makes the append insert nothing, and its stored answer is replayed.
+        """
+        key = None
         if self.idempotency_key is not None:
-            claimed = await self.repo.store.claim_idempotency(
-                self.principal.subject, self.idempotency_key, self.request_hash
-            )
-            if not isinstance(claimed, IdempotencyClaim):
-                return Answer.from_stored(claimed).response(replayed=True)
-            claim = claimed
+            key = IdempotencyKey(self.principal.subject, self.idempotency_key, self.request_hash)
         context = Context(
             self.metadata,
             self.expected_version,
-            claim,
+            key,
             respond=stored_answer,
             respond_by_token=True,  # tests/unit/test_stored_answer.py holds it to that
         )
         name = type(command).__name__
         try:
             outcome = await handler(command, self.repo, context)
+        except AlreadyAnswered as answered:
+            return Answer.from_stored(answered.response).response(replayed=True)
+        except Exception as exc:
+            labelled(COMMANDS, name, type(exc).__name__).inc()
+            # A repeat of a command that succeeded may now be refused (its order placed, its
+            # version gone by): the key's stored answer, if it has one, is the answer.
+            if key is not None and not isinstance(exc, _NOT_REFUSALS):
+                stored = await earlier_answer(self.repo, key)
+                if stored is not None:
+                    return Answer.from_stored(stored).response(replayed=True)
+            raise
         except BaseException as exc:
             labelled(COMMANDS, name, type(exc).__name__).inc()
-            # Only successes are kept: after a failure the client may retry with the same key.
-            if claim is not None:
-                await release_quietly(self.repo, claim)
             raise
         labelled(COMMANDS, name, "ok").inc()
         # The access line logged as the answer goes out names what was written.
         bind(stream_id=str(outcome.stream_id), position=outcome.position and outcome.position.token)
         return answer(outcome).response()
+
+
+# Failures that are not the command's refusal: the store down, or the key's own conflict.
+_NOT_REFUSALS = (StoreUnavailable, IdempotencyConflict)
+
+
+async def earlier_answer(repo: Repository, key: IdempotencyKey) -> StoredResponse | None:
+    """The stored answer of an earlier request with `key`, or None if there is none (or the
+    store cannot say); IdempotencyConflict if the key is in flight or came with another body."""
+    try:
+        taken = await repo.store.claim_idempotency(key.actor, key.key, key.request_hash)
+    except StoreUnavailable:
+        return None
+    if isinstance(taken, IdempotencyClaim):  # no earlier answer: leave the key free again
+        await release_quietly(repo, taken)
+        return None
+    return taken
 
 
 async def release_quietly(repo: Repository, claim: IdempotencyClaim) -> None:

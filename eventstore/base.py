@@ -26,10 +26,24 @@ class IdempotencyClaim:
 
 
 @dataclass(frozen=True)
-class Completion:
-    """Store `respond(results)` under `claim` in the same transaction as the append."""
+class IdempotencyKey:
+    """A request's idempotency key, not yet claimed, and the fingerprint of its request."""
 
-    claim: IdempotencyClaim
+    actor: str
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Store `respond(results)` under `claim` in the same transaction as the append.
+
+    A claim may be held already (an IdempotencyClaim), or be a key the append claims itself
+    (an IdempotencyKey): then the append takes the key only if it is free, and appends nothing
+    otherwise, raising AlreadyAnswered with the key's stored answer or IdempotencyConflict.
+    """
+
+    claim: IdempotencyClaim | IdempotencyKey
     respond: Callable[[list[AppendResult]], StoredResponse]
     # The caller vouches that `respond` uses the position only through its token (the command
     # API's answer does, and a test holds it to that): it is then rendered once, not twice.
@@ -42,6 +56,14 @@ class IdempotencyConflict(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason  # "in_flight" or "body_mismatch"
         super().__init__(reason)
+
+
+class AlreadyAnswered(Exception):
+    """The key was answered by an earlier request: here is its stored answer, to replay."""
+
+    def __init__(self, response: StoredResponse) -> None:
+        self.response = response
+        super().__init__("answered already")
 
 
 class ClaimLost(Exception):

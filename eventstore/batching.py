@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -174,7 +174,7 @@ class GroupCommit(Batcher[_Append[Tag], list[Position]]):
         alone_on: Callable[[BaseException], bool],
         max_in_flight: int = 2,
         max_events: int = 256,
-        max_tagged: int | None = None,
+        distinct: Callable[[Tag], Hashable] = lambda tag: None,
     ) -> None:
         async def one(append: _Append[Tag]) -> list[Position]:
             return await run_one(append.item, append.tag)
@@ -183,7 +183,7 @@ class GroupCommit(Batcher[_Append[Tag], list[Position]]):
             return await run_many([(a.item, a.tag) for a in appends])
 
         super().__init__(one, many, alone_on, max_in_flight)
-        self.max_events, self.max_tagged = max_events, max_tagged
+        self.max_events, self.distinct = max_events, distinct
 
     async def append(self, item: Item, tag: Tag) -> list[Position]:
         """The positions of `item`'s events once committed; [] if its checks refused it."""
@@ -193,23 +193,25 @@ class GroupCommit(Batcher[_Append[Tag], list[Position]]):
         return await self.submit(_Append(item, tag, written, touched, events))
 
     def admission(self) -> Callable[[_Append[Tag]], bool]:
-        """Within `max_events` and `max_tagged`, and never an append touching a stream another
-        one writes to."""
+        """Within `max_events`, never an append touching a stream another one writes to, and
+        never two whose tags are the same to `distinct` (None: no matter)."""
         written: set[UUID] = set()
         touched: set[UUID] = set()
-        events = tagged = 0
+        named: set[Hashable] = set()
+        events = 0
 
         def admit(append: _Append[Tag]) -> bool:
-            nonlocal events, tagged
+            nonlocal events
             fits = not touched or events + append.events <= self.max_events
             apart = not (append.written & touched or append.touched & written)
-            is_tagged = append.tag is not None
-            room = not is_tagged or self.max_tagged is None or tagged < self.max_tagged
-            if not (fits and apart and room):
+            name = None if append.tag is None else self.distinct(append.tag)
+            if not (fits and apart and (name is None or name not in named)):
                 return False
             written.update(append.written)
             touched.update(append.touched)
-            events, tagged = events + append.events, tagged + is_tagged
+            if name is not None:
+                named.add(name)
+            events += append.events
             return True
 
         return admit

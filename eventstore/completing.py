@@ -1,21 +1,24 @@
-"""An append and its idempotent response in one statement, when the response allows it.
+"""A keyed append: the key's claim, the append and its response in one statement.
 
-A keyed command's answer names the position of its event, known only once the row is in. So the
-response is rendered first with a stand-in position, and the statement puts the real position's
-token in its place as it stores the response: one autocommit round trip in which the append and
-the response commit together or not at all, with no BEGIN, UPDATE and COMMIT of their own. The
-statement first locks the claim's record and inserts only if the claim is still ours, so a key
-taken over meanwhile leaves nothing appended (ClaimLost), and none can be taken over after.
+A command with an Idempotency-Key is decided first and claims its key with its append: the
+statement takes the key's record only if the key is free (new, expired, or abandoned in flight
+by a crashed request with the same body), inserts the append's events only if it took it, and
+stores the command's answer in the record as it takes it. Taking the key, appending and
+answering commit together or not at all, in one autocommit round trip, where claiming first
+cost a round trip and a commit of its own. A key that is not free leaves nothing appended, and
+the store answers with the key's stored answer (a replay) or its conflict.
 
-Only a one-event append qualifies (all its results carry that event's position), and only a
-response that uses the position through its token alone: rendered again with another stand-in,
-it must differ exactly where the token stands. Any other append stores its response inside a
-transaction.
+The answer names the position of the append's event, known only inside the statement. So the
+answer is rendered first with a stand-in position, and the statement draws the event's position
+from the events' sequence itself and puts its token in the stand-in's place. Only a one-event
+append qualifies (all its results carry that event's position), and only an answer that uses the
+position through its token alone: rendered again with another stand-in, it must differ exactly
+where the token stands. Any other keyed append claims its key first and stores its answer inside
+the append's transaction.
 
-Such an append joins the group commit like any other (batching.py): a batch holding keyed appends
-locks each one's claim, inserts the events of those whose claim is still held and whose checks
-pass, and stores each one's response with its real token, still in one autocommit statement. A
-keyed command then shares its commit with the others in flight instead of paying one of its own.
+Keyed appends join the group commit like any other (batching.py), a key at most once a batch:
+the batch statement takes each key in (actor, key) order, so two batches never wait for each
+other's keys crosswise, and takes every key before it inserts any event.
 """
 
 from __future__ import annotations
@@ -25,154 +28,113 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 
-from eventstore.base import Completion
+from eventstore.base import Completion, IdempotencyKey
 from eventstore.positions import Position
 from eventstore.records import StreamAppend
-from eventstore.statements import (
-    APPEND_ONE_CHECKED_FAST,
-    APPEND_ONE_FAST,
-    BATCH_FAILED,
-    CHECKS,
-    INSERT_ONE,
-    RETURNING,
-    Statement,
-    append_results,
-    batch_insert,
-    one_event,
-    statement_for,
-)
+from eventstore.statements import BATCH_FAILED, Statement, append_results, one_event
 
-_CLAIM = (
-    "actor = :claim_actor AND key = :claim_key AND lock_token = CAST(:claim_token AS uuid) "
-    "AND status = 'in_flight'"
+_POSITION = "nextval(pg_get_serial_sequence('events', 'position'))"
+_TOKEN = (
+    "lpad(to_hex(pg_current_xact_id()::text::bigint), 16, '0') || lpad(to_hex(a.position), 16, '0')"
 )
-# FOR UPDATE re-reads a record changed since the statement's snapshot, and waits for one being
-# changed: a takeover committed a moment ago is seen, and none can happen until this commits.
-_HEAD = (
-    f"WITH claim AS (SELECT 1 FROM idempotency_records WHERE {_CLAIM} FOR UPDATE), inserted AS ("
+# The keyed appends whose checks pass, each with its event's position drawn ahead (a CTE with a
+# volatile function is computed once: the record and the event get the same one).
+_ASKED = (
+    f"asked AS (SELECT k.*, {_POSITION} AS position FROM unnest(CAST(:key_items AS int[]), "
+    "CAST(:key_actors AS text[]), CAST(:key_names AS text[]), CAST(:key_hashes AS text[]), "
+    "CAST(:responses AS text[]), CAST(:stand_ins AS text[])) "
+    "AS k(item, actor, key, request_hash, response, stand_in) "
+    "WHERE k.item NOT IN (SELECT item FROM failed)), "
 )
-_TAIL = (
-    "AND EXISTS (SELECT 1 FROM claim) " + RETURNING + "), "
-    "done AS (UPDATE idempotency_records SET status = 'done', locked_until = NULL, "
-    "response = CAST(replace(CAST(:response AS text), CAST(:stand_in AS text), "
-    "(SELECT lpad(to_hex(txid), 16, '0') || lpad(to_hex(position), 16, '0') FROM inserted)) "
-    f"AS jsonb) WHERE {_CLAIM} AND EXISTS (SELECT 1 FROM inserted)) "
-    "SELECT (SELECT count(*) FROM claim) AS claimed, i.position, i.txid "
-    "FROM (SELECT 1) AS one LEFT JOIN inserted AS i ON true"
+# Each key is taken by the primary key's own conflict check, in (actor, key) order: a key held
+# by a transaction still running is waited for, then judged as committed. A record left
+# untouched (answered, or in flight and alive) is not returned, and its append inserts nothing.
+_TAKEN = (
+    "taken AS (INSERT INTO idempotency_records AS r (actor, key, request_hash, status, "
+    "lock_token, locked_until, expires_at, response) "
+    "SELECT a.actor, a.key, a.request_hash, 'done', gen_random_uuid(), NULL, "
+    "now() + make_interval(secs => CAST(:ttl AS float8)), "
+    f"CAST(replace(a.response, a.stand_in, {_TOKEN}) AS jsonb) FROM asked a "
+    "ORDER BY a.actor, a.key "
+    "ON CONFLICT (actor, key) DO UPDATE SET request_hash = excluded.request_hash, "
+    "status = 'done', lock_token = excluded.lock_token, locked_until = NULL, "
+    "expires_at = excluded.expires_at, created_at = now(), response = excluded.response "
+    "WHERE r.expires_at < now() OR (r.status = 'in_flight' AND r.locked_until < now() "
+    "AND r.request_hash = excluded.request_hash) RETURNING actor, key), "
+    # One row, joined into the events' insert: no event goes in before every key is taken.
+    "held AS (SELECT coalesce(array_agg(a.item), '{}') AS items FROM asked a "
+    "JOIN taken t ON t.actor = a.actor AND t.key = a.key), "
 )
-_ONE = Statement.of(sa.text(_HEAD + INSERT_ONE + _TAIL))
-_ONE_CHECKED = Statement.of(sa.text(_HEAD + INSERT_ONE + CHECKS + _TAIL))
-_COMPLETING = {APPEND_ONE_FAST: _ONE, APPEND_ONE_CHECKED_FAST: _ONE_CHECKED}
-
-
-# The same for a group-commit batch. Each keyed append's claim is looked up by its primary key
-# and locked one at a time, in the arrays' order, which is (actor, key) order: two batches never
-# wait for each other's claims crosswise. Per row, not as a join: a connection keeps the plan it
-# made for a statement while the table was young, and a join with the batch's arrays was then a
-# hash join over a sequential scan of every record, kept as the table grew. Each response goes in
-# by its locked row's ctid (a TID scan, however old the plan): nothing but the claim's holder
-# writes a new version of a held claim, so the row locked is the row the statement sees. An
-# append whose claim is gone is refused like one whose check failed; `held` tells them apart.
-_HELD = (
-    "held AS (SELECT k.item, x.tid FROM unnest(CAST(:claim_items AS int[]), "
-    "CAST(:claim_actors AS text[]), CAST(:claim_keys AS text[]), CAST(:claim_tokens AS uuid[])) "
-    "AS k(item, actor, key, token) CROSS JOIN LATERAL (SELECT r.ctid AS tid "
-    "FROM idempotency_records r WHERE r.actor = k.actor AND r.key = k.key "
-    "AND r.lock_token = k.token AND r.status = 'in_flight' FOR UPDATE) AS x), "
-    "refused AS (SELECT item FROM failed UNION SELECT k.item FROM "
-    "unnest(CAST(:claim_items AS int[])) AS k(item) WHERE k.item NOT IN (SELECT item FROM held)), "
+_INSERT = (
+    "inserted AS (INSERT INTO events (position, event_id, stream_id, stream_type, version, type, "
+    "schema_version, data, metadata, recorded_at) OVERRIDING SYSTEM VALUE "
+    f"SELECT coalesce(a.position, {_POSITION}), e.event_id, e.stream_id, e.stream_type, "
+    "e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at "
+    "FROM unnest(CAST(:items AS int[]), "
+    "CAST(:event_ids AS uuid[]), CAST(:stream_ids AS uuid[]), CAST(:stream_types AS text[]), "
+    "CAST(:versions AS int[]), CAST(:types AS text[]), CAST(:schema_versions AS smallint[]), "
+    "CAST(:data AS jsonb[]), CAST(:metadata AS jsonb[]), "
+    "CAST(:recorded_ats AS timestamptz[])) WITH ORDINALITY "
+    "AS e(item, event_id, stream_id, stream_type, version, type, schema_version, data, "
+    "metadata, recorded_at, n) CROSS JOIN held h LEFT JOIN asked a ON a.item = e.item "
+    "WHERE e.item NOT IN (SELECT item FROM failed) AND (a.item IS NULL OR e.item = ANY (h.items)) "
+    "ORDER BY e.n RETURNING event_id, position, transaction_id::text::bigint AS txid) "
 )
-# At most this many keyed appends share a batch: the statement stores each one's response by
-# an UPDATE of its own, of one row by ctid (an UPDATE of several rows at once by ctid was planned
-# as a sequential scan on a young table, and kept).
-KEYED_PER_BATCH = 8
-_STORE = (
-    "answers AS (SELECT row_number() OVER () AS n, h.tid, CAST(replace(d.response, d.stand_in, "
-    "lpad(to_hex(i.txid), 16, '0') || lpad(to_hex(i.position), 16, '0')) AS jsonb) AS response "
-    "FROM unnest(CAST(:claim_items AS int[]), CAST(:responses AS text[]), "
-    "CAST(:stand_ins AS text[]), CAST(:claim_events AS uuid[])) "
-    "AS d(item, response, stand_in, event_id) "
-    "JOIN held h ON h.item = d.item JOIN inserted i ON i.event_id = d.event_id), "
-    + ", ".join(
-        f"done{n} AS (UPDATE idempotency_records r SET status = 'done', locked_until = NULL, "
-        f"response = (SELECT a.response FROM answers a WHERE a.n = {n}) "
-        f"WHERE r.ctid = (SELECT a.tid FROM answers a WHERE a.n = {n}))"
-        for n in range(1, KEYED_PER_BATCH + 1)
-    )
-    + " SELECT event_id, position, txid, NULL::int AS held FROM inserted "
-    "UNION ALL SELECT NULL, NULL, NULL, item FROM held"
-)
+# The events in, then each keyed append whose checks passed and whether it took its key.
 BATCH_COMPLETING = Statement.of(
     sa.text(
         "WITH "
         + BATCH_FAILED
         + ", "
-        + _HELD
-        + "inserted AS ("
-        + batch_insert("refused")
-        + "), "
-        + _STORE
+        + _ASKED
+        + _TAKEN
+        + _INSERT
+        + "SELECT event_id, position, txid, NULL::int AS item, NULL::bool AS taken FROM inserted "
+        "UNION ALL SELECT NULL, NULL, NULL, a.item, a.item = ANY (h.items) "
+        "FROM asked a CROSS JOIN held h"
     )
 )
 
 
 @dataclass(frozen=True)
 class Keyed:
-    """A keyed append's part in a statement: its claim, and its response with a stand-in token."""
+    """A keyed append's part in a statement: its key, and its answer with a stand-in token."""
 
     actor: str
     key: str
-    lock_token: UUID
+    request_hash: str
     response: str
     stand_in: str
 
 
 def keyed(streams: tuple[StreamAppend, ...], completion: Completion) -> Keyed | None:
-    """What a statement needs to store the append's response with it; None if only a
-    transaction can (more than one event, or a response using the position otherwise)."""
-    if not one_event(streams):
+    """What a statement needs to claim the key and store the answer with the append; None if
+    only a transaction can (a claim held already, more than one event, or an answer using the
+    position otherwise)."""
+    key = completion.claim
+    if not isinstance(key, IdempotencyKey) or not one_event(streams):
         return None
     rendered = _rendered(streams, completion)
     if rendered is None:
         return None
-    claim = completion.claim
-    return Keyed(claim.actor, claim.key, claim.lock_token, *rendered)
+    return Keyed(key.actor, key.key, key.request_hash, *rendered)
 
 
-def completing_statement(
-    streams: tuple[StreamAppend, ...], response: Keyed
-) -> tuple[Statement, dict[str, Any]]:
-    """The append alone, storing its response in the same statement."""
-    statement, params = statement_for(streams)
-    params |= {
-        "claim_actor": response.actor,
-        "claim_key": response.key,
-        "claim_token": response.lock_token,
-        "response": response.response,
-        "stand_in": response.stand_in,
-    }
-    return _COMPLETING[statement], params
-
-
-def batch_claims(
-    responses: Sequence[tuple[int, Keyed]], owners: dict[UUID, int]
-) -> dict[str, list[Any]]:
-    """The claim arrays of a batch: each keyed append's item, claim, response and event id,
-    in (actor, key) order, the order the statement locks the claims in."""
-    event_of = {item: event_id for event_id, item in owners.items()}  # one event per keyed one
+def batch_keys(responses: Sequence[tuple[int, Keyed]], ttl: int) -> dict[str, Any]:
+    """The key arrays of a batch: each keyed append's item, key, fingerprint and answer, in
+    (actor, key) order, the order the statement takes the keys in; and the keys' lifetime."""
     responses = sorted(responses, key=lambda pair: (pair[1].actor, pair[1].key))
     return {
-        "claim_items": [item for item, _ in responses],
-        "claim_actors": [r.actor for _, r in responses],
-        "claim_keys": [r.key for _, r in responses],
-        "claim_tokens": [r.lock_token for _, r in responses],
+        "key_items": [item for item, _ in responses],
+        "key_actors": [r.actor for _, r in responses],
+        "key_names": [r.key for _, r in responses],
+        "key_hashes": [r.request_hash for _, r in responses],
         "responses": [r.response for _, r in responses],
         "stand_ins": [r.stand_in for _, r in responses],
-        "claim_events": [event_of[item] for item, _ in responses],
+        "ttl": ttl,
     }
 
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
-from eventstore.base import ClaimLost, IdempotencyClaim, IdempotencyConflict, StoredResponse
+from eventstore.base import (
+    ClaimLost,
+    IdempotencyClaim,
+    IdempotencyConflict,
+    IdempotencyKey,
+    StoredResponse,
+)
 from eventstore.jsonb import as_json
 
 # `DriverPool.fetch` (autocommit) or `asyncpg.Connection.fetch` (inside a transaction).
@@ -93,15 +98,6 @@ _RELEASE = (
 )
 
 
-@dataclass(frozen=True)
-class ClaimRequest:
-    """A request's key and the fingerprint of its body."""
-
-    actor: str
-    key: str
-    request_hash: str
-
-
 Claimed = IdempotencyClaim | StoredResponse
 
 
@@ -110,14 +106,15 @@ async def claim(
 ) -> Claimed:
     """Own the key, or return its stored response, or raise IdempotencyConflict."""
     rows = await fetch(_CLAIM, actor, key, request_hash, uuid4(), lock_seconds, ttl)
-    answer = await _answer(fetch, ClaimRequest(actor, key, request_hash), rows[0] if rows else None)
+    request = IdempotencyKey(actor, key, request_hash)
+    answer = await _answer(fetch, request, rows[0] if rows else None)
     if isinstance(answer, IdempotencyConflict):
         raise answer
     return answer
 
 
 async def claim_many(
-    fetch: Fetch, requests: Sequence[ClaimRequest], *, ttl: int, lock_seconds: int
+    fetch: Fetch, requests: Sequence[IdempotencyKey], *, ttl: int, lock_seconds: int
 ) -> list[Claimed | Exception]:
     """`claim` for several distinct keys in one statement; each one's answer or conflict."""
     columns = [[getattr(r, name) for r in requests] for name in ("actor", "key", "request_hash")]
@@ -130,8 +127,19 @@ async def claim_many(
     return answers
 
 
+async def answered(fetch: Fetch, request: IdempotencyKey) -> StoredResponse:
+    """The stored answer of a key an append found taken; IdempotencyConflict if there is none
+    for this request (another body, still in flight, or released since)."""
+    answer = await _answer(fetch, request, None)
+    if isinstance(answer, IdempotencyConflict):
+        raise answer
+    if isinstance(answer, IdempotencyClaim):  # _EXISTING never returns a lock token
+        raise IdempotencyConflict("in_flight")
+    return answer
+
+
 async def _answer(
-    fetch: Fetch, request: ClaimRequest, row: Any | None
+    fetch: Fetch, request: IdempotencyKey, row: Any | None
 ) -> Claimed | IdempotencyConflict:
     """What a claim's row says: ours, the stored response, or the conflict."""
     if row is None:

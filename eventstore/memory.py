@@ -13,10 +13,12 @@ from uuid import UUID, uuid4
 
 from core.ids import uuid7
 from eventstore.base import (
+    AlreadyAnswered,
     ClaimLost,
     Completion,
     IdempotencyClaim,
     IdempotencyConflict,
+    IdempotencyKey,
     SnapshotRecord,
     StoredResponse,
 )
@@ -85,11 +87,17 @@ class InMemoryEventStore:
             given = [e.event_id for s in streams for e in s.events if e.event_id is not None]
             if len(set(given)) != len(given) or not self._event_ids.isdisjoint(given):
                 raise DuplicateEvent(f"an event id of {given} is stored already")
+            claim = None if completion is None else completion.claim
+            if isinstance(claim, IdempotencyKey):  # taken with the append, as PostgreSQL does
+                taken = self._claim(claim.actor, claim.key, claim.request_hash)
+                if not isinstance(taken, IdempotencyClaim):
+                    raise AlreadyAnswered(taken)
+                claim = taken
             self._event_ids.update(given)
             txid = next(self._transactions)
             results = [self._write(txid, stream) for stream in streams]
-            if completion is not None:
-                self._complete(completion.claim, completion.respond(results))
+            if completion is not None and claim is not None:
+                self._complete(claim, completion.respond(results))
             return results
 
     def _write(self, txid: int, stream: StreamAppend) -> AppendResult:
@@ -147,6 +155,9 @@ class InMemoryEventStore:
         self, actor: str, key: str, request_hash: str
     ) -> IdempotencyClaim | StoredResponse:
         """Own `key`, or get its stored response; raise IdempotencyConflict otherwise."""
+        return self._claim(actor, key, request_hash)
+
+    def _claim(self, actor: str, key: str, request_hash: str) -> IdempotencyClaim | StoredResponse:
         now, record = time.monotonic(), self._keys.get((actor, key))
         # As in PostgreSQL: a new, expired or abandoned key (same body, lock run out) is taken.
         if record is None or record.free_for(request_hash, now):

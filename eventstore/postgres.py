@@ -10,6 +10,7 @@ rolled-back transaction stops holding it the moment it ends.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -21,16 +22,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventstore import idempotency
-from eventstore.base import Completion, IdempotencyClaim, SnapshotRecord, StoredResponse
-from eventstore.batching import Batcher, GroupCommit
-from eventstore.completing import (
-    BATCH_COMPLETING,
-    KEYED_PER_BATCH,
-    Keyed,
-    batch_claims,
-    completing_statement,
-    keyed,
+from eventstore.base import (
+    AlreadyAnswered,
+    Completion,
+    IdempotencyClaim,
+    IdempotencyKey,
+    SnapshotRecord,
+    StoredResponse,
 )
+from eventstore.batching import Batcher, GroupCommit
+from eventstore.completing import BATCH_COMPLETING, Keyed, batch_keys, keyed
 from eventstore.driver import CONNECTION_LOST, driver_pool
 from eventstore.failures import append_failure, lost_race
 from eventstore.idempotency_purge import PURGE
@@ -94,8 +95,12 @@ class PostgresEventStore:
         self._driver = driver_pool(engine)
         self._ttl, self._lock_seconds = idempotency_ttl, lock_seconds
         self._listeners: list[AppendListener] = []
+        # A batch takes a key once: one statement cannot take the same record twice.
         self._group: GroupCommit[Keyed | None] = GroupCommit(
-            self._append_alone, self._append_together, lost_race, max_tagged=KEYED_PER_BATCH
+            self._append_alone,
+            self._append_together,
+            lost_race,
+            distinct=lambda response: response and (response.actor, response.key),
         )
         # Claims too go out together while others are in flight: distinct keys only, since one
         # statement may take a record once.
@@ -131,18 +136,41 @@ class PostgresEventStore:
     async def _append(
         self, streams: tuple[StreamAppend, ...], completion: Completion | None
     ) -> list[AppendResult]:
-        """The append statement, alone or in a batch, with its response if it has one; in a
-        transaction only when the response cannot be stored by the statement itself."""
+        """The append statement, alone or in a batch, taking its key and storing its answer if
+        it has them; in a transaction only when the statement itself cannot."""
         response = None if completion is None else keyed(streams, completion)
         if completion is not None and response is None:
-            return await self._driver.transaction(self._completing(streams, completion))
-        positions = await self._group.append(streams, response)
+            return await self._append_claimed(streams, completion)
+        try:
+            positions = await self._group.append(streams, response)
+        except _KeyTaken:
+            assert response is not None  # only a keyed append can find its key taken
+            request = IdempotencyKey(response.actor, response.key, response.request_hash)
+            raise AlreadyAnswered(await idempotency.answered(self._driver.fetch, request)) from None
         if not positions:  # the version check refused: find out which stream
             await self._raise_conflict(self._driver.fetch, streams)
         return append_results(streams, positions)
 
-    def _completing(
+    async def _append_claimed(
         self, streams: tuple[StreamAppend, ...], completion: Completion
+    ) -> list[AppendResult]:
+        """The append and its answer in a transaction, under a claim taken first if need be
+        (and released if the append fails, so that the key may be used again)."""
+        claim = completion.claim
+        if isinstance(claim, IdempotencyClaim):
+            return await self._driver.transaction(self._completing(streams, claim, completion))
+        claimed = await self.claim_idempotency(claim.actor, claim.key, claim.request_hash)
+        if not isinstance(claimed, IdempotencyClaim):
+            raise AlreadyAnswered(claimed)
+        try:
+            return await self._driver.transaction(self._completing(streams, claimed, completion))
+        except BaseException:
+            with contextlib.suppress(StoreUnavailable):  # else its lock simply runs out
+                await idempotency.release(self._driver.fetch, claimed)
+            raise
+
+    def _completing(
+        self, streams: tuple[StreamAppend, ...], claim: IdempotencyClaim, completion: Completion
     ) -> Callable[[asyncpg.Connection], Awaitable[list[AppendResult]]]:
         """The work of an append whose response commits with it (a transaction's body)."""
         statement, params = statement_for(streams)
@@ -152,7 +180,7 @@ class PostgresEventStore:
             if not rows:  # the version check refused: find out which stream, to say so
                 await self._raise_conflict(conn.fetch, streams)
             results = append_results(streams, [Position(r["txid"], r["position"]) for r in rows])
-            await idempotency.complete(conn.fetch, completion.claim, completion.respond(results))
+            await idempotency.complete(conn.fetch, claim, completion.respond(results))
             return results
 
         return work
@@ -163,10 +191,10 @@ class PostgresEventStore:
         if response is None:
             rows = await self._fetch(*statement_for(streams))
             return [Position(row["txid"], row["position"]) for row in rows]
-        row = (await self._fetch(*completing_statement(streams, response)))[0]
-        if not row["claimed"]:
-            raise idempotency.lost(response.key)
-        return [] if row["position"] is None else [Position(row["txid"], row["position"])]
+        outcome = (await self._append_together([(streams, response)]))[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def _append_together(
         self, jobs: Sequence[tuple[tuple[StreamAppend, ...], Keyed | None]]
@@ -175,17 +203,16 @@ class PostgresEventStore:
         responses = [(n, response) for n, (_, response) in enumerate(jobs) if response]
         statement = APPEND_BATCH_FAST
         if responses:
-            statement, params = BATCH_COMPLETING, params | batch_claims(responses, owners)
+            statement, params = BATCH_COMPLETING, params | batch_keys(responses, self._ttl)
         rows = await self._fetch(statement, params)
         positions: list[list[Position]] = [[] for _ in jobs]
         # By position, so each append's events stay in version order.
         for row in sorted((r for r in rows if r["event_id"]), key=lambda r: r["position"]):
             positions[owners[row["event_id"]]].append(Position(row["txid"], row["position"]))
         outcomes: list[list[Position] | Exception] = list(positions)
-        held = {row["held"] for row in rows if row["event_id"] is None}
-        for n, response in responses:
-            if n not in held:  # taken over: nothing of it was inserted
-                outcomes[n] = idempotency.lost(response.key)
+        for row in rows:
+            if row["event_id"] is None and not row["taken"]:  # checks passed, key not free
+                outcomes[row["item"]] = _KeyTaken()
         return outcomes
 
     @staticmethod
@@ -267,9 +294,9 @@ class PostgresEventStore:
     ) -> IdempotencyClaim | StoredResponse:
         """Own `key` (a claim) or get the stored response; raise IdempotencyConflict otherwise."""
         async with translate_errors():
-            return await self._claims.submit(idempotency.ClaimRequest(actor, key, request_hash))
+            return await self._claims.submit(IdempotencyKey(actor, key, request_hash))
 
-    async def _claim_one(self, request: idempotency.ClaimRequest) -> idempotency.Claimed:
+    async def _claim_one(self, request: IdempotencyKey) -> idempotency.Claimed:
         return await idempotency.claim(
             self._driver.fetch,
             request.actor,
@@ -280,7 +307,7 @@ class PostgresEventStore:
         )
 
     async def _claim_together(
-        self, requests: Sequence[idempotency.ClaimRequest]
+        self, requests: Sequence[IdempotencyKey]
     ) -> list[idempotency.Claimed | Exception]:
         return await idempotency.claim_many(
             self._driver.fetch, requests, ttl=self._ttl, lock_seconds=self._lock_seconds
@@ -297,14 +324,18 @@ class PostgresEventStore:
             await idempotency.release(self._driver.fetch, claim)
 
 
-class _ClaimBatcher(Batcher[idempotency.ClaimRequest, idempotency.Claimed]):
+class _KeyTaken(Exception):
+    """A keyed append inserted nothing: its key was not free."""
+
+
+class _ClaimBatcher(Batcher[IdempotencyKey, idempotency.Claimed]):
     """Claims in batches of distinct keys."""
 
-    def admission(self) -> Callable[[idempotency.ClaimRequest], bool]:
+    def admission(self) -> Callable[[IdempotencyKey], bool]:
         """A key already in the batch waits for the next one."""
         keys: set[tuple[str, str]] = set()
 
-        def admit(request: idempotency.ClaimRequest) -> bool:
+        def admit(request: IdempotencyKey) -> bool:
             key = (request.actor, request.key)
             if key in keys:
                 return False

@@ -6,6 +6,7 @@ concurrency, retries and idempotent completion.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -16,11 +17,24 @@ from eventsourcing.domain import Aggregate
 from core.retry import Backoff, retry
 from domain.errors import DomainError
 from domain.registry import stream_type_of
-from eventstore.base import Completion, EventStore, IdempotencyClaim, StoredResponse
+from eventstore.base import (
+    AlreadyAnswered,
+    Completion,
+    EventStore,
+    IdempotencyClaim,
+    IdempotencyKey,
+    StoredResponse,
+)
 from eventstore.cache import AggregateCache, Loaded
 from eventstore.loading import StreamLoader
 from eventstore.positions import Position
-from eventstore.records import AppendAborted, AppendResult, StreamAppend, WrongExpectedVersion
+from eventstore.records import (
+    AppendAborted,
+    AppendResult,
+    StoreUnavailable,
+    StreamAppend,
+    WrongExpectedVersion,
+)
 from eventstore.serialization import EventCodec
 from eventstore.snapshots import SnapshotWriter
 
@@ -65,7 +79,8 @@ class Context:
 
     metadata: dict[str, Any] = field(default_factory=dict)
     expected_version: int | None = None
-    claim: IdempotencyClaim | None = None
+    # The request's idempotency key, claimed by the append itself (or a claim held already).
+    claim: IdempotencyClaim | IdempotencyKey | None = None
     respond: Callable[[Outcome], StoredResponse] | None = None
     # `respond` uses the outcome's position only through its token (see Completion.by_token).
     respond_by_token: bool = False
@@ -233,7 +248,7 @@ class Repository:
         if not pending:  # nothing to do: answer with the stream as it is
             outcome = Outcome(stream_id, version, loaded.position if loaded else None, False)
             if context.claim is not None and context.respond is not None:
-                await self.store.complete_idempotency(context.claim, context.respond(outcome))
+                await self._answer_unchanged(context.claim, context.respond(outcome))
             return outcome
         append = StreamAppend(
             stream_id,
@@ -256,6 +271,23 @@ class Repository:
             if self.snapshots is not None and self.snapshots.crossed(version, results[0].version):
                 self.snapshots.offer(aggregate, results[0].position)
         return _outcome(results[0], version)
+
+    async def _answer_unchanged(
+        self, claim: IdempotencyClaim | IdempotencyKey, response: StoredResponse
+    ) -> None:
+        """Store the answer of a keyed command that appended nothing, claiming its key first."""
+        if not isinstance(claim, IdempotencyKey):
+            await self.store.complete_idempotency(claim, response)
+            return
+        taken = await self.store.claim_idempotency(claim.actor, claim.key, claim.request_hash)
+        if not isinstance(taken, IdempotencyClaim):
+            raise AlreadyAnswered(taken)
+        try:
+            await self.store.complete_idempotency(taken, response)
+        except BaseException:
+            with contextlib.suppress(StoreUnavailable):  # else its lock simply runs out
+                await self.store.release_idempotency(taken)
+            raise
 
     def peek(self, cls: type[A], stream_id: UUID) -> Loaded[A] | None:
         """The cached aggregate, without I/O (for reading now, before any await), or None.

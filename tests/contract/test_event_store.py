@@ -10,10 +10,12 @@ from uuid import uuid4
 import pytest
 
 from eventstore.base import (
+    AlreadyAnswered,
     Completion,
     EventStore,
     IdempotencyClaim,
     IdempotencyConflict,
+    IdempotencyKey,
     StoredResponse,
 )
 from eventstore.positions import Position
@@ -195,6 +197,46 @@ async def test_completion_commits_with_the_append_or_not_at_all(store: EventStor
         stream(1, "B", stream_id=existing.stream_id), completion=Completion(claim, respond)
     )
     assert await store.claim_idempotency("alice", "key-3", "h") == {"version": 2}
+
+
+@pytest.mark.parametrize("names", [("A",), ("A", "B")])
+async def test_an_append_takes_its_key_or_appends_nothing(
+    store: EventStore, names: tuple[str, ...]
+) -> None:
+    """A key given unclaimed: free, the append takes it and stores its answer; answered, in
+    flight or used with another body, nothing is appended; a refused append leaves it free."""
+    respond: Callable[..., StoredResponse] = lambda results: {  # noqa: E731
+        "version": results[0].version,
+        "position": results[0].position.token,
+    }
+    key = IdempotencyKey("alice", f"key-{len(names)}", "h")
+    existing = stream(0, "A")
+    await store.append(existing)
+    with pytest.raises(WrongExpectedVersion):  # refused: the key stays free
+        await store.append(
+            stream(0, *names, stream_id=existing.stream_id), completion=Completion(key, respond)
+        )
+    results = await store.append(
+        stream(1, *names, stream_id=existing.stream_id), completion=Completion(key, respond)
+    )
+    assert results[0].version == 1 + len(names)
+    again = stream(0, *names)
+    with pytest.raises(AlreadyAnswered) as answered:
+        await store.append(again, completion=Completion(key, respond))
+    assert answered.value.response == respond(results)
+    other = IdempotencyKey("alice", key.key, "other body")
+    with pytest.raises(IdempotencyConflict) as mismatch:
+        await store.append(again, completion=Completion(other, respond))
+    assert mismatch.value.reason == "body_mismatch"
+    held = await store.claim_idempotency("alice", "held", "h")
+    assert isinstance(held, IdempotencyClaim)
+    with pytest.raises(IdempotencyConflict) as in_flight:
+        await store.append(
+            again, completion=Completion(IdempotencyKey("alice", "held", "h"), respond)
+        )
+    assert in_flight.value.reason == "in_flight"
+    assert await store.read_stream(again.stream_id) == []
+    assert await store.claim_idempotency("alice", key.key, "h") == respond(results)
 
 
 V1_PRODUCT = {"sku": "OLD-1", "name": "Mug", "description": "", "price": "9.50", "category": "k"}

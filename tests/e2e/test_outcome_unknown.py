@@ -3,7 +3,8 @@ was written", and a retry with the same Idempotency-Key gets the answer it would
 
 The command API talks to PostgreSQL through a proxy that cuts the session at the commit: after
 the server committed (its reply is lost) or before the server got the statement (nothing
-committed). A keyed registration is one autocommit statement, the append with its response.
+committed). A keyed registration is one autocommit statement: the append taking its key and
+storing its response.
 """
 
 from __future__ import annotations
@@ -68,8 +69,12 @@ def assert_outcome_unknown(response: httpx.Response) -> None:
 async def test_a_commit_whose_answer_is_lost_is_replayed_to_a_retry_with_the_same_key(
     api: httpx.AsyncClient, proxy: CuttingProxy, auth: Auth, pg_store: PostgresEventStore
 ) -> None:
+    # A first keyed command readies the connection (the append prepared, its parameter types
+    # looked up), so that the next SELECT to complete on it is the append's own.
+    first = await api.post(PRODUCTS, json=body(), headers=auth() | {"Idempotency-Key": uuid4().hex})
+    assert first.status_code == 201, first.text
     sent, key = body(), {"Idempotency-Key": uuid4().hex}
-    proxy.arm(to_client=command_complete(b"SELECT"), skip=1)  # the claim's, then the append's
+    proxy.arm(to_client=command_complete(b"SELECT"))  # the append's, which took the key
     assert_outcome_unknown(await api.post(PRODUCTS, json=sent, headers=auth() | key))
     assert proxy.cuts == 1
     stored = await pg_store.read_stream(product_id(sent["sku"]))
@@ -92,7 +97,7 @@ async def test_a_commit_that_never_reached_the_server_runs_again_on_a_retry_with
     api: httpx.AsyncClient, proxy: CuttingProxy, auth: Auth, pg_store: PostgresEventStore
 ) -> None:
     sent, key = body(), {"Idempotency-Key": uuid4().hex}
-    proxy.arm(to_server=parse(b"WITH claim AS"))  # the append (with the response) prepared
+    proxy.arm(to_server=parse(b"WITH failed AS"))  # the append (with key and response) prepared
     assert_outcome_unknown(await api.post(PRODUCTS, json=sent, headers=auth() | key))
     assert proxy.cuts == 1
     assert await pg_store.read_stream(product_id(sent["sku"])) == []  # it did not

@@ -132,15 +132,15 @@ async def test_a_batch_may_refuse_one_append_and_commit_the_others() -> None:
     assert isinstance(outcomes[1], ValueError)
 
 
-async def test_a_batch_takes_at_most_max_tagged_tagged_appends() -> None:
+async def test_a_batch_takes_tags_that_are_the_same_to_distinct_once() -> None:
     writer = Writer()
-    commit = GroupCommit(writer.run_one, writer.run_many, lambda e: False, max_tagged=2)
+    commit = GroupCommit(writer.run_one, writer.run_many, lambda e: False, distinct=str.lower)
     busy = [asyncio.create_task(commit.append(item(), None)) for _ in range(2)]
-    queued = [(item(), "key"), (item(), None), (item(), "key"), (item(), "key"), (item(), None)]
+    queued = [(item(), "k1"), (item(), None), (item(), "K1"), (item(), "k2"), (item(), None)]
     waiting = [asyncio.create_task(commit.append(i, tag)) for i, tag in queued]
     await asyncio.sleep(0.01)
     writer.gate.set()
     await asyncio.gather(*busy, *waiting)
-    first = [i for i, _ in queued[:3]] + [queued[4][0]]
-    assert writer.together[0] == first  # the third tagged one waits for the next batch
-    assert queued[3][0] in writer.alone or queued[3][0] in writer.together[1]
+    first = [queued[0][0], queued[1][0], queued[3][0], queued[4][0]]
+    assert writer.together[0] == first  # "K1" is "k1" again: it waits for the next batch
+    assert queued[2][0] in writer.alone or queued[2][0] in writer.together[1]

@@ -1,7 +1,9 @@
-"""DESIGN §6 Idempotency-Key: a repeat replays the first answer; a reuse is 422; in flight 409."""
+"""DESIGN §6 Idempotency-Key: a repeat replays the first answer; a reuse is 422; in flight 409;
+repeats sent at once take effect once; a repeat that would now be refused still replays."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from uuid import uuid4
 
@@ -199,3 +201,45 @@ async def test_conflicting_command_does_not_keep_the_key(
     fixed = await api.post(stock_url(sku, "adjust"), json=body, headers=auth() | key)
     assert fixed.status_code == 200, fixed.text
     assert "Idempotent-Replayed" not in fixed.headers
+
+
+async def test_the_same_key_sent_at_once_places_one_order(
+    api: httpx.AsyncClient, auth: Auth, admin: dict[str, str]
+) -> None:
+    """Eight copies at once: one takes the key, the others wait for it and replay its answer."""
+    sku = new_sku()
+    await register(api, auth(), sku)
+    key = {"Idempotency-Key": uuid4().hex}
+    body = {"customer_id": str(uuid4()), "lines": [{"sku": sku, "quantity": 1}]}
+    answers = await asyncio.gather(
+        *(api.post(ORDERS, json=body, headers=auth() | key) for _ in range(8))
+    )
+    assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers]
+    assert len({json.dumps(a.json(), sort_keys=True) for a in answers}) == 1
+    assert sum("Idempotent-Replayed" not in a.headers for a in answers) == 1
+    assert await types_of(api, admin, answers[0].json()["id"]) == ["OrderPlaced"]
+
+
+async def test_a_repeat_that_would_now_be_refused_replays_the_first_answer(
+    api: httpx.AsyncClient, auth: Auth, admin: dict[str, str]
+) -> None:
+    sku = new_sku()
+    await register(api, auth(), sku)
+    assert (await receive(api, auth(), sku, 2)).status_code == 201
+    key = {"Idempotency-Key": uuid4().hex}
+    body = {"delta": -2, "reason": "count"}
+    first = await api.post(stock_url(sku, "adjust"), json=body, headers=auth() | key)
+    assert_command_response(first, 200, 3)
+    again = await api.post(stock_url(sku, "adjust"), json=body, headers=auth() | key)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # Run again, the adjustment would be refused: nothing is left on hand.
+    refused = await api.post(stock_url(sku, "adjust"), json=body, headers=auth())
+    assert refused.status_code == 409, refused.text
+    stream = first.json()["id"]
+    assert await types_of(api, admin, stream) == [
+        "StockItemOpened",
+        "StockReceived",
+        "StockAdjusted",
+    ]
