@@ -41,9 +41,10 @@ UNITS = {
     # The server process's own CPU per answered request: where the gap to the ceiling lies.
     **{f"{side} server CPU": "ms/request" for side in (API, KEYED, CEILING)},
 }
-# A keyed command needs at least two statements (the key's claim, then the append writing the
-# response with it) where a keyless one needs one: on half the mix that is 1.5 times the
-# statements, so two thirds of the keyless rate; the target leaves a tenth of that as margin.
+# The target was set when a keyed command took two statements (the key's claim, then the append
+# writing the response with it) where a keyless one took one: on half the mix that is 1.5 times
+# the statements, so two thirds of the keyless rate, less a tenth as margin. The append now takes
+# the key itself, in its one statement.
 KEYED_SHARE = 0.6
 
 
@@ -286,9 +287,9 @@ def notes(statuses: dict[int, int], skus: int) -> list[str]:
         f"SKUs; no worker running. '{KEYED}': the same mix with an Idempotency-Key (unique per "
         "request) on receive stock and place order, half the commands: the ones a client "
         "retries after a timeout, since a duplicate would double a receipt or an order; "
-        "register and reprice are idempotent by content. A keyed command adds the key's claim "
-        "(one round trip, batched with the claims in flight); its response is written by the "
-        "append's own statement, which joins the group commit.",
+        "register and reprice are idempotent by content. A keyed command is one statement, like "
+        "a keyless one: its append takes the key and writes the response with the events, and "
+        "joins the group commit.",
         "insert ceiling: bare FastAPI + one asyncpg INSERT (asyncpg pool of 10, no reset query on "
         "release: one statement per request) into a table of the "
         "events table's shape; eventsourcing: `Application.save()` of a new one-event aggregate "
