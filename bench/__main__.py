@@ -74,6 +74,10 @@ async def measure(
                     except Exception as exc:
                         traceback.print_exc()
                         failed[number] = f"{type(exc).__name__}: {exc}"
+                    # Gone before the next figure: a figure's tables left behind would have
+                    # autovacuum working through them (hundreds of thousands of rows after
+                    # figures 3 and 4) on the cores the next figure measures on.
+                    await ctx.drop_databases()
             finally:
                 await ctx.drop_databases()
     except BaseException:

@@ -92,10 +92,11 @@ class BenchContext:
         )
 
     async def drop_databases(self) -> None:
-        """Drop every database this run created."""
+        """Drop every database this run created and has not dropped yet."""
         conn = await asyncpg.connect(self.pg_admin_url)
         try:
-            for name in self.databases:
+            while self.databases:
+                name = self.databases.pop()
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()

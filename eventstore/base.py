@@ -108,6 +108,8 @@ class EventStore(SnapshotStore, Protocol):
         """Append to each stream at its expected version, all in one transaction, or nothing.
 
         A stream given no events is only checked: the append happens if it is at that version.
+        With a `completion`, its answer is stored under its key in the same transaction; a key
+        it must take and cannot raises AlreadyAnswered or IdempotencyConflict, appending nothing.
         """
         ...
 
