@@ -233,7 +233,13 @@ class Served:
             if time.monotonic() - owned.checked < OWNERSHIP_CHECK_SECONDS:
                 return True
             owned.checked = time.monotonic()
-            return await lease.confirm() and not await checkpoints.handoff_requested(name)
+            if await lease.confirm() and not await checkpoints.handoff_requested(name):
+                return True
+            # The next step must look again at once and let go: left to the interval, a steady
+            # stream of wake-ups would find the check here every time (mid-catch-up, where it
+            # only stops the pass) and the owner would keep the lease until its backlog ran out.
+            owned.checked = float("-inf")
+            return False
 
         if time.monotonic() - owned.checked >= OWNERSHIP_CHECK_SECONDS or not lease.held:
             owned.checked = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from projections.checkpoints import Checkpoints, ParkedEvents
 from projections.registry import build
 from tests.ops.helpers import Db, caught_up, seed_catalog
 from workers.bootstrap import read_side_over, subscription_service
+from workers.handoff import handoff
 from workers.rebuild import rebuild
 from workers.runner import CatchUp, drain
 from workers.service import SubscriptionService
@@ -113,3 +115,45 @@ async def test_rebuild_swaps_in_a_complete_view_while_commands_and_reads_go_on(
         assert live == [d async for d in scratch["products"].find({}).sort("_id", 1)]
     finally:
         await mongo_client.drop_database("scratch_rebuild")
+
+
+async def test_a_busy_owner_asked_to_let_go_does_so_at_its_next_check(
+    api: httpx.AsyncClient,
+    auth: Auth,
+    read_settings: Settings,
+    clean_db: None,
+    engine: AsyncEngine,
+    pg_store: PostgresEventStore,
+    mongo_db: Db,
+) -> None:
+    """Mid-backlog, with new events waking it all the time, the owner lets go within a moment.
+
+    Not once its backlog is drained: a rebuild's swap or a replay would wait for all of it (and
+    with steady writes and a long backlog, time out).
+    """
+    await seed_catalog(pg_store, SKUS, "backlog")
+    service, stop = (
+        subscription_service(read_settings, only=frozenset({"products"})),
+        asyncio.Event(),
+    )
+    serving = asyncio.create_task(service.run(stop))
+    done = asyncio.Event()
+    writing = asyncio.create_task(keep_writing(api, auth, done))
+    products = mongo_db["products"]
+    try:
+        for _ in range(1500):  # until the owner is at work on the backlog
+            if await products.count_documents({"category": "backlog"}):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the owner never started on the backlog")
+        started = time.monotonic()
+        async with handoff(read_side_over(engine, mongo_db), "products", wait=30):
+            took = time.monotonic() - started
+            projected = await products.count_documents({"category": "backlog"})
+    finally:
+        done.set()
+        await writing
+        stop.set()
+        await asyncio.wait_for(serving, 15)
+    assert projected < SKUS, f"let go only after the whole backlog ({took:.1f}s)"
