@@ -66,14 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 LONG_FORM_TIMEOUT = 3600
 
 
-# Where the suite's longest files are (100 s and more each): `make test` hands files to its two
-# processes in collection order, so these go first and neither process ends on a long file alone.
-LONGEST_FIRST = ("tests/reliability/", "tests/bench/")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest files first; in the long form, reliability timeouts that fit their length."""
-    items.sort(key=lambda item: not item.nodeid.replace("\\", "/").startswith(LONGEST_FIRST))
+    """In the long form, the reliability tests get a timeout that fits their length."""
     if not config.getoption("--long"):
         return
     for item in items:
