@@ -24,12 +24,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Two pytest processes, one test file each at a time (a file's module fixtures are built once):
-# most tests wait on servers, so two halve the suite's time even on two cores.
-PYTEST_WORKERS ?= 2
-
 pytest: install
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest
 
 test: lint pytest
 

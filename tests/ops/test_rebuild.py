@@ -93,9 +93,7 @@ async def test_rebuild_swaps_in_a_complete_view_while_commands_and_reads_go_on(
     finally:
         done.set()
     tokens, reads = await writing, await reading
-    # Reads overlapped the rebuild throughout; how many fit depends on the machine's pace (a
-    # loaded two-core machine managed 9 in one run), so only a few are required.
-    assert result.generation == 1 and result.events >= 20_000 and reads >= 3 and tokens
+    assert result.generation == 1 and result.events >= 20_000 and reads > 10 and tokens
 
     last = await bare_query.get(
         "/api/v1/products", params={"category": "live", "size": 200},
